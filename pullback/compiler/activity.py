@@ -1,0 +1,156 @@
+"""Activity analysis: which values need a cotangent.
+
+A value is varied when it depends differentiably on a differentiation
+argument, and useful when the result depends differentiably on it. Active
+values are both, and only they get adjoint code. Single assignment makes one
+forward sweep (varied) and one backward sweep (useful) exact for straight-line
+code and branches.
+
+The same sweeps find zero derivatives: a differentiation argument that is not
+active. To tell why, the varied sweep runs again with operations that cut a
+derivative (floor, comparisons, argmax) treated as if they passed it on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pullback.compiler import rules
+from pullback.compiler.classify import (
+    NO_DERIVATIVE,
+    UNSUPPORTED,
+    Branch,
+    Operation,
+    display_name,
+)
+from pullback.errors import DifferentiationError
+
+
+@dataclasses.dataclass
+class Activity:
+    varied: set[str]
+    useful: set[str]
+    # Parameter -> places (line, what) where a derivative from it was cut by
+    # an operation with zero derivative, on a path that reaches the result.
+    implicit_cuts: dict[str, list[tuple[int, str]]]
+    # Parameters whose every path to the result was cut by explicit stops.
+    explicitly_stopped: set[str]
+
+    def is_active(self, name: str) -> bool:
+        return name in self.varied and name in self.useful
+
+
+def _operations(block: list):
+    for item in block:
+        if isinstance(item, Branch):
+            yield from _operations(item.body)
+            yield from _operations(item.orelse)
+        else:
+            yield item
+
+
+def _reversed_operations(block: list):
+    for item in reversed(block):
+        if isinstance(item, Branch):
+            yield from _reversed_operations(item.orelse)
+            yield from _reversed_operations(item.body)
+        else:
+            yield item
+
+
+def _passes_derivative(operation: Operation, through: set[str]) -> bool:
+    if operation.kind != NO_DERIVATIVE:
+        return True
+    return operation.stop_kind in through
+
+
+def _flow_inputs(operation: Operation, through: set[str]) -> list[str]:
+    """Names whose derivative reaches the operation's targets."""
+    if operation.kind == NO_DERIVATIVE:
+        if operation.stop_kind in through:
+            return operation.reads
+        return []
+    return [name for _, name in operation.inputs]
+
+
+def varied_names(block: list, seeds: set[str], through=frozenset()) -> set[str]:
+    """Forward sweep: names that depend on `seeds`."""
+    varied = set(seeds)
+    for operation in _operations(block):
+        if any(name in varied for name in _flow_inputs(operation, through)):
+            varied.update(operation.targets)
+    return varied
+
+
+def useful_names(block: list, result: str, through=frozenset()) -> set[str]:
+    """Backward sweep: names the result depends on."""
+    useful = {result}
+    for operation in _reversed_operations(block):
+        if any(target in useful for target in operation.targets):
+            useful.update(_flow_inputs(operation, through))
+    return useful
+
+
+def analyze(block: list, params: list[str], wrt: list[str], result: str) -> Activity:
+    varied = varied_names(block, set(wrt))
+    useful = useful_names(block, result)
+    implicit_cuts = {}
+    explicitly_stopped = set()
+    for param in wrt:
+        if param in useful:
+            continue
+        cuts = _implicit_cuts(block, param, result)
+        if cuts:
+            implicit_cuts[param] = cuts
+        elif _reaches(block, param, result, {rules.CUT, EXPLICIT}):
+            explicitly_stopped.add(param)
+    return Activity(varied, useful, implicit_cuts, explicitly_stopped)
+
+
+# The stop kind of an explicit `no_derivative`.
+EXPLICIT = "explicit"
+
+
+def _reaches(block, param: str, result: str, through: set[str]) -> bool:
+    return result in varied_names(block, {param}, frozenset(through))
+
+
+def _implicit_cuts(block: list, param: str, result: str) -> list[tuple[int, str]]:
+    """Return the cut places on paths from `param` to the result."""
+    through = frozenset({rules.CUT})
+    varied = varied_names(block, {param}, through)
+    if result not in varied:
+        return []
+    useful = useful_names(block, result, through)
+    strict_varied = varied_names(block, {param})
+    places = []
+    for operation in _operations(block):
+        if operation.kind != NO_DERIVATIVE or operation.stop_kind != rules.CUT:
+            continue
+        feeds_result = any(target in useful for target in operation.targets)
+        from_param = any(name in strict_varied for name in operation.reads)
+        if feeds_result and from_param:
+            places.append((operation.lineno, operation.stop_name))
+    return places
+
+
+def check_unsupported(block: list, activity: Activity, parsed) -> None:
+    """Raise for a call without derivative whose result needs one."""
+    for operation in _operations(block):
+        if operation.kind != NO_DERIVATIVE or operation.stop_kind != UNSUPPORTED:
+            continue
+        feeds_result = any(target in activity.useful for target in operation.targets)
+        varied_reads = [n for n in operation.reads if n in activity.varied]
+        if not (feeds_result and varied_reads):
+            continue
+        callee = operation.callee
+        name = callee if isinstance(callee, str) else display_name(callee)
+        short = name.rsplit(".", 1)[-1].rstrip("()")
+        raise DifferentiationError(
+            f"{name} has no derivative rule, and its result depends on "
+            f"{', '.join(repr(n) for n in varied_reads)}",
+            parsed.location(operation.statement.value),
+            "hint: register a derivative for it with "
+            f"@pullback.derivative_of({short}), or wrap the arguments in "
+            "pullback.no_derivative(...) if no derivative should flow",
+        )

@@ -1,0 +1,193 @@
+"""Reject syntax outside the differentiable subset, at compile time.
+
+Each rejection is an `UnsupportedSyntaxError` (a `SyntaxError` too) that names
+the construct, points at the user's file, line and column, and says what to
+write instead. Nothing unsupported is left to fail in the backward pass.
+"""
+
+from __future__ import annotations
+
+import gast
+
+from pullback.compiler.parse import ParsedFunction
+from pullback.errors import UnsupportedSyntaxError
+
+_LOOP_HINT = (
+    "loops are not differentiable yet; write the computation with vectorized "
+    "NumPy operations, or move the loop into a function whose derivative you "
+    "register with @pullback.derivative_of"
+)
+
+# Statement and expression kinds the subset excludes: (what, what to do).
+_REJECTED = {
+    gast.For: ("a for loop", _LOOP_HINT),
+    gast.AsyncFor: ("an async for loop", _LOOP_HINT),
+    gast.While: ("a while loop", _LOOP_HINT),
+    gast.Try: (
+        "a try statement",
+        "handle errors outside the differentiated function; the pullback "
+        "cannot replay an exception",
+    ),
+    gast.With: (
+        "a with statement",
+        "enter the context outside the differentiated function",
+    ),
+    gast.AsyncWith: ("an async with statement", "differentiate a plain function"),
+    gast.Global: (
+        "a global declaration",
+        "return the value instead of assigning a global; the pullback cannot "
+        "undo writes to module state",
+    ),
+    gast.Nonlocal: (
+        "a nonlocal declaration",
+        "return the value instead of assigning an enclosing function's "
+        "variable",
+    ),
+    gast.Delete: ("a del statement", "remove the del; unused values are dropped"),
+    gast.Import: ("an import statement", "import at module level"),
+    gast.ImportFrom: ("an import statement", "import at module level"),
+    gast.ClassDef: ("a class definition", "define the class at module level"),
+    gast.FunctionDef: (
+        "a nested function definition",
+        "define the function at module level and call it; calls to other "
+        "Python functions are differentiated through their own VJPs",
+    ),
+    gast.AsyncFunctionDef: ("an async function", "differentiate a plain function"),
+    gast.Match: ("a match statement", "use if/elif/else"),
+    gast.Yield: ("yield", "return a value; generators cannot be differentiated"),
+    gast.YieldFrom: ("yield from", "return a value; generators cannot be differentiated"),
+    gast.Await: ("await", "coroutines cannot be differentiated"),
+    gast.Lambda: (
+        "a lambda inside the differentiated function",
+        "define the lambda at module level, or inline its expression",
+    ),
+    gast.ListComp: (
+        "a list comprehension",
+        "build the list with np.stack or vectorized NumPy operations",
+    ),
+    gast.SetComp: ("a set comprehension", "sets are not differentiable"),
+    gast.DictComp: ("a dict comprehension", "pass values as separate arguments"),
+    gast.GeneratorExp: (
+        "a generator expression",
+        "build the values with vectorized NumPy operations",
+    ),
+    gast.NamedExpr: ("an assignment expression (:=)", "assign in a statement of its own"),
+    gast.Dict: ("a dict literal", "pass the values as separate variables"),
+    gast.Set: ("a set literal", "sets are not differentiable"),
+    gast.Starred: (
+        "a starred expression",
+        "pass or unpack each value explicitly, so each gets its own cotangent",
+    ),
+}
+
+
+def check_function(parsed: ParsedFunction) -> None:
+    """Raise UnsupportedSyntaxError at the first construct outside the subset."""
+    node = parsed.node
+    _check_parameters(parsed, node.args)
+    body = [gast.Return(value=node.body)] if parsed.is_lambda else node.body
+    if parsed.is_lambda:
+        gast.copy_location(body[0], node.body)
+    for statement in body:
+        _check_statement(parsed, statement)
+
+
+def _reject(parsed: ParsedFunction, node, what: str, hint: str):
+    raise UnsupportedSyntaxError(
+        f"{what} is not supported in differentiated code",
+        parsed.location(node),
+        f"hint: {hint}",
+    )
+
+
+def _check_parameters(parsed: ParsedFunction, arguments) -> None:
+    if arguments.vararg is not None:
+        _reject(
+            parsed,
+            arguments.vararg,
+            f"a *{arguments.vararg.id} parameter",
+            "give each differentiable input a named parameter",
+        )
+    if arguments.kwarg is not None:
+        _reject(
+            parsed,
+            arguments.kwarg,
+            f"a **{arguments.kwarg.id} parameter",
+            "give each differentiable input a named parameter",
+        )
+
+
+def _check_statement(parsed: ParsedFunction, statement) -> None:
+    if type(statement) in _REJECTED:
+        _reject(parsed, statement, *_REJECTED[type(statement)])
+    if isinstance(statement, gast.Assign):
+        for target in statement.targets:
+            _check_target(parsed, target)
+    elif isinstance(statement, gast.AugAssign):
+        _check_aug_target(parsed, statement.target)
+    elif isinstance(statement, gast.AnnAssign):
+        if statement.value is None:
+            return
+        _check_target(parsed, statement.target)
+    elif isinstance(statement, gast.If):
+        _check_expression(parsed, statement.test)
+        for child in statement.body + statement.orelse:
+            _check_statement(parsed, child)
+        return
+    elif not isinstance(
+        statement, gast.Return | gast.Expr | gast.Pass | gast.Assert | gast.Raise
+    ):
+        _reject(
+            parsed,
+            statement,
+            f"a {type(statement).__name__} statement",
+            "use assignments, calls, if statements and return",
+        )
+    for child in gast.iter_child_nodes(statement):
+        if isinstance(child, gast.expr):
+            _check_expression(parsed, child)
+
+
+def _check_target(parsed: ParsedFunction, target) -> None:
+    if isinstance(target, gast.Name):
+        return
+    if isinstance(target, gast.Tuple | gast.List):
+        for element in target.elts:
+            _check_target(parsed, element)
+        return
+    if isinstance(target, gast.Subscript):
+        _reject(
+            parsed,
+            target,
+            "assignment to an element or slice",
+            "in-place updates are not differentiable yet; build a new array "
+            "with np.where, np.concatenate or np.stack",
+        )
+    if isinstance(target, gast.Attribute):
+        _reject(
+            parsed,
+            target,
+            "assignment to an attribute",
+            "return the new value instead of storing it on an object",
+        )
+    _reject(parsed, target, "this assignment target", "assign to a plain name")
+
+
+def _check_aug_target(parsed: ParsedFunction, target) -> None:
+    if not isinstance(target, gast.Name):
+        _check_target(parsed, target)
+
+
+def _check_expression(parsed: ParsedFunction, expression) -> None:
+    for node in gast.walk(expression):
+        if type(node) in _REJECTED:
+            _reject(parsed, node, *_REJECTED[type(node)])
+        if isinstance(node, gast.Call):
+            for keyword in node.keywords:
+                if keyword.arg is None:
+                    _reject(
+                        parsed,
+                        keyword.value,
+                        "a **mapping argument",
+                        "pass each keyword argument by name",
+                    )

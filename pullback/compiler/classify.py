@@ -1,0 +1,402 @@
+"""Describe each normalized statement as one operation with known derivative.
+
+Activity analysis and the reverse pass both read these descriptions, so the
+question "which inputs of this statement carry a derivative, and how" is
+answered in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import types
+
+import gast
+
+from pullback.compiler import rules
+from pullback.compiler.normalize import NormalizedFunction, source_line_of
+from pullback.compiler.rules.unsupported import library_name
+from pullback.errors import DifferentiationError, InternalError
+
+# Operation kinds.
+RULE = "rule"  # A rule-table operation: operator, library call, array method.
+USER_CALL = "user call"  # A call to a Python function, through its own VJP.
+COPY = "copy"  # t = x
+PACK = "pack"  # t = (a, b) or t = [a, b]
+UNPACK = "unpack"  # a, b = t
+SUBSCRIPT = "subscript"  # t = x[index]
+NO_DERIVATIVE = "no derivative"  # The result carries no derivative.
+EFFECT = "effect"  # A statement kept for its effect: assert, raise, bare call.
+
+
+@dataclasses.dataclass
+class Operation:
+    statement: object
+    kind: str
+    targets: list[str]
+    # Differentiable inputs: (role, variable name). The role is a rule
+    # parameter name, a position in a display or call, or "value".
+    inputs: list[tuple[object, str]] = dataclasses.field(default_factory=list)
+    rule: rules.Rule | None = None
+    # Rule parameter -> the AST of its argument (or of its default).
+    bindings: dict = dataclasses.field(default_factory=dict)
+    callee: object = None
+    # For a user call: the callee's parameter index of each input role.
+    # For NO_DERIVATIVE: why the derivative stops ("constant" or "cut") and
+    # what stopped it, for zero-derivative diagnostics.
+    stop_kind: str | None = None
+    stop_name: str = ""
+    # Names read without derivative (indices, conditions), for liveness.
+    reads: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def lineno(self) -> int | None:
+        return source_line_of(self.statement)
+
+
+@dataclasses.dataclass
+class Branch:
+    """A normalized if statement: its condition and both operation lists."""
+
+    statement: object
+    condition: object
+    body: list
+    orelse: list
+
+    @property
+    def lineno(self) -> int | None:
+        return source_line_of(self.statement)
+
+
+def _names(node) -> list[str]:
+    return [n.id for n in gast.walk(node) if isinstance(n, gast.Name)]
+
+
+def _input(node, role):
+    if isinstance(node, gast.Name):
+        return [(role, node.id)]
+    return []
+
+
+class Classifier:
+    def __init__(self, normalized: NormalizedFunction):
+        self.normalized = normalized
+        self.parsed = normalized.parsed
+
+    def block(self, statements: list) -> list:
+        return [self.statement(s) for s in statements]
+
+    def statement(self, node):
+        if isinstance(node, gast.If):
+            return Branch(node, node.test, self.block(node.body), self.block(node.orelse))
+        if isinstance(node, gast.Assign):
+            target = node.targets[0]
+            if isinstance(target, gast.Tuple):
+                names = [element.id for element in target.elts]
+                return Operation(node, UNPACK, names, _input(node.value, "value"))
+            return self.assignment(node, target.id, node.value)
+        if isinstance(node, gast.Expr):
+            return Operation(node, EFFECT, [], reads=_names(node))
+        if isinstance(node, gast.Assert | gast.Raise | gast.Pass):
+            return Operation(node, EFFECT, [], reads=_names(node))
+        raise InternalError(f"classify met a {type(node).__name__} statement")
+
+    def location(self, node):
+        return self.parsed.location(node)
+
+    def assignment(self, statement, target: str, value) -> Operation:
+        targets = [target]
+        if isinstance(value, gast.Name):
+            return Operation(statement, COPY, targets, [("value", value.id)])
+        if isinstance(value, gast.Constant | gast.UnaryOp) and not _names(value):
+            return Operation(statement, NO_DERIVATIVE, targets, stop_kind=rules.CONSTANT)
+        if isinstance(value, gast.BinOp | gast.UnaryOp):
+            return self.operator(statement, targets, value)
+        if isinstance(value, gast.Compare):
+            operation = self.stopped(statement, targets, value, rules.CUT, "comparison")
+            return operation
+        if isinstance(value, gast.Tuple | gast.List):
+            inputs = [(i, e.id) for i, e in enumerate(value.elts)
+                      if isinstance(e, gast.Name)]
+            return Operation(statement, PACK, targets, inputs)
+        if isinstance(value, gast.Subscript):
+            reads = [n for n in _names(value.slice)]
+            return Operation(statement, SUBSCRIPT, targets,
+                             _input(value.value, "value"), reads=reads)
+        if isinstance(value, gast.Attribute):
+            return self.attribute(statement, targets, value)
+        if isinstance(value, gast.Call):
+            return self.call(statement, targets, value)
+        if isinstance(value, gast.JoinedStr):
+            return self.stopped(statement, targets, value, rules.CONSTANT, "f-string")
+        raise InternalError(f"classify met a {type(value).__name__} expression")
+
+    def stopped(self, statement, targets, value, kind, name) -> Operation:
+        return Operation(statement, NO_DERIVATIVE, targets, stop_kind=kind,
+                         stop_name=name, reads=_names(value))
+
+    # Operators.
+
+    def operator(self, statement, targets, value) -> Operation:
+        op_name = type(value.op).__name__
+        if isinstance(value, gast.BinOp):
+            operands = {"x": value.left, "y": value.right}
+        else:
+            operands = {"x": value.operand}
+        rule = rules.OPERATOR_RULES.get(op_name)
+        if rule is None:
+            kind = rules.NON_DIFFERENTIABLE_OPERATORS.get(op_name)
+            if kind is None:
+                raise InternalError(f"operator {op_name} has neither rule nor mark")
+            return self.stopped(statement, targets, value, kind,
+                                f"the operator {_OPERATOR_SYMBOLS.get(op_name, op_name)}")
+        inputs = [(role, node.id) for role, node in operands.items()
+                  if isinstance(node, gast.Name) and role in rule.adjoints]
+        return Operation(statement, RULE, targets, inputs, rule, operands)
+
+    # Attributes.
+
+    def attribute(self, statement, targets, value) -> Operation:
+        static = self.resolve(value)
+        if static is not _UNRESOLVED:
+            if callable(static) and not isinstance(static, type):
+                raise DifferentiationError(
+                    f"{_source(value)} is a function used as a value",
+                    self.location(statement),
+                    "hint: call it, or pass it to a function registered with "
+                    "@pullback.derivative_of",
+                )
+            return self.stopped(statement, targets, value, rules.CONSTANT,
+                                _source(value))
+        rule = rules.ATTRIBUTE_RULES.get(value.attr)
+        if rule is not None:
+            return Operation(statement, RULE, targets, _input(value.value, "self"),
+                             rule, {"self": value.value})
+        kind = rules.NON_DIFFERENTIABLE_ATTRIBUTES.get(value.attr)
+        if kind is not None:
+            return self.stopped(statement, targets, value, kind, f".{value.attr}")
+        raise DifferentiationError(
+            f"the attribute .{value.attr} has no derivative rule",
+            self.location(statement),
+            "hint: differentiated code reads array attributes such as .T, "
+            ".shape and .ndim; compute the value outside, or register a "
+            "derivative with @pullback.derivative_of for a function that "
+            "reads it",
+        )
+
+    # Calls.
+
+    def resolve(self, node):
+        """Return the object a free name or attribute path refers to now."""
+        path = []
+        while isinstance(node, gast.Attribute):
+            path.append(node.attr)
+            node = node.value
+        if not isinstance(node, gast.Name):
+            return _UNRESOLVED
+        values = self.parsed.free_values
+        if node.id not in values or node.id in self.normalized.params:
+            return _UNRESOLVED
+        value = values[node.id]
+        for attr in reversed(path):
+            try:
+                value = getattr(value, attr)
+            except AttributeError:
+                raise DifferentiationError(
+                    f"{_source(node)} has no attribute {attr!r}",
+                    self.location(node),
+                    "hint: check the name",
+                ) from None
+        return value
+
+    def call(self, statement, targets, value) -> Operation:
+        callee_node = value.func
+        callee = self.resolve(callee_node)
+        if callee is _UNRESOLVED:
+            if isinstance(callee_node, gast.Attribute):
+                return self.method_call(statement, targets, value)
+            raise DifferentiationError(
+                f"cannot tell at compile time which function {_source(callee_node)} is",
+                self.location(value),
+                "hint: call a module-level function, or one from NumPy or math, "
+                "directly by name",
+            )
+        rule = rules.FUNCTION_RULES.get(callee) if _hashable(callee) else None
+        if rule is not None:
+            return self.rule_call(statement, targets, value, rule)
+        kind = rules.NON_DIFFERENTIABLE_FUNCTIONS.get(callee) if _hashable(callee) else None
+        if kind is not None:
+            return self.stopped(statement, targets, value, kind,
+                                f"{_display_name(callee)}()")
+        if isinstance(callee, type) and not _names(value):
+            return self.stopped(statement, targets, value, rules.CONSTANT,
+                                f"{callee.__name__}()")
+        if isinstance(callee, types.FunctionType | types.MethodType):
+            if _is_library(callee):
+                return self.unsupported(statement, targets, value, callee)
+            return self.user_call(statement, targets, value, callee)
+        return self.unsupported(statement, targets, value, callee)
+
+    def unsupported(self, statement, targets, value, callee) -> Operation:
+        # A call on constants alone needs no derivative, whatever it calls.
+        operation = self.stopped(statement, targets, value, rules.CONSTANT,
+                                 f"{_display_name(callee)}()")
+        operation.callee = callee
+        operation.stop_kind = UNSUPPORTED
+        return operation
+
+    def rule_call(self, statement, targets, call, rule) -> Operation:
+        bindings = self.bind(call, rule)
+        inputs = [(name, bindings[name].id) for name in rule.differentiable_params()
+                  if isinstance(bindings.get(name), gast.Name)]
+        return Operation(statement, RULE, targets, inputs, rule, bindings,
+                         reads=_names(call))
+
+    def bind(self, call, rule, extra_first=None) -> dict:
+        """Bind a call's arguments to a rule's parameters, defaults included."""
+        args = ([extra_first] if extra_first is not None else []) + list(call.args)
+        bindings = {}
+        positional = [p for p in rule.params if not p.keyword_only and not p.variadic]
+        variadic = next((p for p in rule.params if p.variadic), None)
+        for param, arg in zip(positional, args, strict=False):
+            bindings[param.name] = arg
+        surplus = args[len(positional):]
+        if surplus:
+            if variadic is None:
+                raise DifferentiationError(
+                    f"{rule.name} takes at most {len(positional)} positional "
+                    f"arguments, got {len(args)}",
+                    self.location(call),
+                    "hint: check the call against the function's signature",
+                )
+            bindings[variadic.name] = gast.Tuple(elts=surplus, ctx=gast.Load())
+        names = {p.name for p in rule.params}
+        for keyword in call.keywords:
+            if keyword.arg in rule.rejected_keywords:
+                raise DifferentiationError(
+                    f"{rule.name}(..., {keyword.arg}=...) writes into an existing "
+                    "array, which differentiated code does not support",
+                    self.location(call),
+                    f"hint: drop {keyword.arg}= and use the returned value",
+                )
+            if keyword.arg not in names:
+                raise DifferentiationError(
+                    f"{rule.name} has no parameter {keyword.arg!r} that pullback "
+                    "knows how to differentiate",
+                    self.location(call),
+                    f"hint: its differentiable parameters are "
+                    f"{', '.join(p.name for p in rule.params)}",
+                )
+            bindings[keyword.arg] = keyword.value
+        for param in rule.params:
+            if param.name in bindings:
+                continue
+            if param.default is None:
+                raise DifferentiationError(
+                    f"{rule.name} is missing its argument {param.name!r}",
+                    self.location(call),
+                    "hint: check the call against the function's signature",
+                )
+            bindings[param.name] = rules.core.parse_template(param.default)
+        return bindings
+
+    def method_call(self, statement, targets, call) -> Operation:
+        owner = call.func.value
+        name = call.func.attr
+        rule = rules.METHOD_RULES.get(name)
+        if rule is not None:
+            bindings = self.bind(call, rule, extra_first=owner)
+            inputs = [(p, bindings[p].id) for p in rule.differentiable_params()
+                      if isinstance(bindings.get(p), gast.Name)]
+            return Operation(statement, RULE, targets, inputs, rule, bindings,
+                             reads=_names(call))
+        kind = rules.NON_DIFFERENTIABLE_METHODS.get(name)
+        if kind is not None:
+            return self.stopped(statement, targets, call, kind, f".{name}()")
+        operation = self.stopped(statement, targets, call, rules.CONSTANT, f".{name}()")
+        operation.stop_kind = UNSUPPORTED
+        operation.callee = f"the method .{name}()"
+        return operation
+
+    def user_call(self, statement, targets, call, callee) -> Operation:
+        function = callee.__func__ if isinstance(callee, types.MethodType) else callee
+        try:
+            signature = inspect.signature(function)
+        except (TypeError, ValueError):
+            return self.unsupported(statement, targets, call, callee)
+        placeholders = list(range(len(call.args)))
+        if isinstance(callee, types.MethodType):
+            placeholders = [None] + placeholders
+        keyword_values = {k.arg: ("keyword", k.arg) for k in call.keywords}
+        try:
+            bound = signature.bind(*placeholders, **keyword_values)
+        except TypeError as error:
+            raise DifferentiationError(
+                f"the call to {function.__qualname__} does not match its "
+                f"signature: {error}",
+                self.location(call),
+                "hint: check the call against the function's signature",
+            ) from None
+        inputs = []
+        parameter_names = list(signature.parameters)
+        for name, marker in bound.arguments.items():
+            position = parameter_names.index(name)
+            if isinstance(marker, int):
+                node = call.args[marker]
+            elif isinstance(marker, tuple) and marker and marker[0] == "keyword":
+                node = next(k.value for k in call.keywords if k.arg == marker[1])
+            else:
+                continue
+            if isinstance(node, gast.Name):
+                inputs.append((position, node.id))
+        return Operation(statement, USER_CALL, targets, inputs, callee=callee,
+                         reads=_names(call))
+
+
+UNSUPPORTED = "unsupported"
+_UNRESOLVED = object()
+
+_OPERATOR_SYMBOLS = {
+    "FloorDiv": "//", "Not": "not", "Invert": "~", "BitAnd": "&", "BitOr": "|",
+    "BitXor": "^", "LShift": "<<", "RShift": ">>",
+}
+
+
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _is_library(value) -> bool:
+    return library_name(value) is not None
+
+
+def _display_name(callee) -> str:
+    name = library_name(callee) if _hashable(callee) else None
+    if name:
+        return name
+    if isinstance(callee, str):
+        return callee
+    module = getattr(callee, "__module__", None)
+    qualname = getattr(callee, "__qualname__", None) or getattr(
+        callee, "__name__", repr(callee)
+    )
+    return f"{module}.{qualname}" if module not in (None, "builtins") else qualname
+
+
+def _source(node) -> str:
+    import ast
+
+    return ast.unparse(gast.gast_to_ast(node))
+
+
+def classify(normalized: NormalizedFunction) -> list:
+    """Return the operations and branches of a normalized function's body."""
+    return Classifier(normalized).block(normalized.body)
+
+
+def display_name(callee) -> str:
+    return _display_name(callee)

@@ -1,0 +1,463 @@
+"""A-normal form with single assignment.
+
+After this pass every statement does one operation on names and constants, and
+every assignment binds a fresh name: a user variable assigned twice becomes
+`x` and then `x_1`. The pullback is a closure over the forward pass's locals,
+so single assignment is what lets it read each value as it was when used,
+without copying anything.
+
+Normalized statements:
+- `t = <operation>`, where every operand is a name or a constant and the
+  operation is a binary or unary operator, a comparison, a call, an attribute,
+  a subscript, a tuple or list display, or a plain name or constant;
+- `a, b = t`, unpacking a name into names;
+- `if t: ... else: ...`, whose branches end by binding the same names (the
+  join of single assignment);
+- `assert`, `raise`, and one final `return t`.
+
+Conditional expressions and `and`/`or` become if statements, so only the
+chosen operand is evaluated. A `return` inside a branch moves the statements
+that follow the if into the other branch, so that every path ends at the one
+final return.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gast
+
+from pullback.compiler.naming import Namer
+from pullback.compiler.parse import ParsedFunction
+from pullback.errors import DifferentiationError, InternalError
+
+RETURN_KEY = "$return"
+
+
+@dataclasses.dataclass
+class NormalizedFunction:
+    parsed: ParsedFunction
+    params: list[str]
+    body: list
+    result: str
+    namer: Namer
+    # User variable -> every SSA name given to it, for readable diagnostics.
+    versions: dict[str, list[str]]
+
+
+def source_line_of(node) -> int | None:
+    return getattr(node, "pb_lineno", None)
+
+
+def _mark(node, lineno: int):
+    node.pb_lineno = lineno
+    return node
+
+
+def _name(identifier: str, ctx=None):
+    return gast.Name(
+        id=identifier, ctx=ctx or gast.Load(), annotation=None, type_comment=None
+    )
+
+
+def _assign(target: str, value, lineno: int):
+    statement = gast.Assign(targets=[_name(target, gast.Store())], value=value)
+    return _mark(statement, lineno)
+
+
+def is_atom(node) -> bool:
+    if isinstance(node, gast.Name | gast.Constant):
+        return True
+    return (
+        isinstance(node, gast.UnaryOp)
+        and isinstance(node.op, gast.USub | gast.UAdd)
+        and isinstance(node.operand, gast.Constant)
+    )
+
+
+class _Normalizer:
+    def __init__(self, parsed: ParsedFunction, namer: Namer, local_names: set[str]):
+        self.parsed = parsed
+        self.namer = namer
+        self.local_names = local_names
+        self.versions: dict[str, list[str]] = {}
+        self.lineno = parsed.node.lineno
+
+    # Names and versions.
+
+    def bind(self, env: dict, user_name: str) -> str:
+        """Return a fresh SSA name for an assignment to `user_name`."""
+        if user_name == RETURN_KEY:
+            version = self.namer.fresh("result")
+        elif user_name not in env and user_name not in self.versions:
+            version = user_name
+            self.namer.reserve(version)
+        else:
+            version = self.namer.version(user_name)
+        env[user_name] = version
+        self.versions.setdefault(user_name, []).append(version)
+        return version
+
+    def read(self, env: dict, node):
+        if node.id in env:
+            return _name(env[node.id])
+        if node.id in self.local_names:
+            raise DifferentiationError(
+                f"local variable {node.id!r} is read before it is assigned",
+                self.parsed.location(node),
+                "hint: assign it on every path before this line",
+            )
+        return _name(node.id)
+
+    # Expressions.
+
+    def atom(self, node, env: dict, out: list):
+        """Return a name or constant holding `node`'s value, emitting steps."""
+        if isinstance(node, gast.Name):
+            return self.read(env, node)
+        if is_atom(node):
+            return node
+        value = self.operation(node, env, out)
+        if isinstance(value, gast.Name):
+            return value
+        temporary = self.namer.temporary(value)
+        out.append(_assign(temporary, value, self.lineno))
+        return _name(temporary)
+
+    def operation(self, node, env: dict, out: list):
+        """Return one operation on atoms computing `node`, emitting its operands."""
+        if isinstance(node, gast.Name):
+            return self.read(env, node)
+        if is_atom(node):
+            return node
+        if isinstance(node, gast.BinOp):
+            left = self.atom(node.left, env, out)
+            right = self.atom(node.right, env, out)
+            return gast.BinOp(left=left, op=node.op, right=right)
+        if isinstance(node, gast.UnaryOp):
+            return gast.UnaryOp(op=node.op, operand=self.atom(node.operand, env, out))
+        if isinstance(node, gast.Compare):
+            left = self.atom(node.left, env, out)
+            comparators = [self.atom(c, env, out) for c in node.comparators]
+            return gast.Compare(left=left, ops=node.ops, comparators=comparators)
+        if isinstance(node, gast.Call):
+            return self.call(node, env, out)
+        if isinstance(node, gast.Attribute):
+            if self.is_static_path(node, env):
+                return node
+            owner = self.atom(node.value, env, out)
+            return gast.Attribute(value=owner, attr=node.attr, ctx=gast.Load())
+        if isinstance(node, gast.Subscript):
+            owner = self.atom(node.value, env, out)
+            index = self.index(node.slice, env, out)
+            return gast.Subscript(value=owner, slice=index, ctx=gast.Load())
+        if isinstance(node, gast.Tuple | gast.List):
+            elements = [self.atom(e, env, out) for e in node.elts]
+            return type(node)(elts=elements, ctx=gast.Load())
+        if isinstance(node, gast.IfExp):
+            return self.conditional(node.test, node.body, node.orelse, env, out)
+        if isinstance(node, gast.BoolOp):
+            return self.boolean(node, env, out)
+        if isinstance(node, gast.JoinedStr):
+            return self.rename_only(node, env)
+        raise InternalError(
+            f"normalize met {type(node).__name__} at line "
+            f"{getattr(node, 'lineno', '?')}, which check should have rejected"
+        )
+
+    def index(self, node, env: dict, out: list):
+        if isinstance(node, gast.Slice):
+            parts = {
+                field: None if part is None else self.atom(part, env, out)
+                for field, part in (
+                    ("lower", node.lower),
+                    ("upper", node.upper),
+                    ("step", node.step),
+                )
+            }
+            return gast.Slice(**parts)
+        if isinstance(node, gast.Tuple):
+            elements = [self.index(e, env, out) for e in node.elts]
+            return gast.Tuple(elts=elements, ctx=gast.Load())
+        if isinstance(node, gast.Constant):
+            return node
+        return self.atom(node, env, out)
+
+    def call(self, node, env: dict, out: list):
+        callee = node.func
+        if not self.is_static_path(callee, env):
+            if isinstance(callee, gast.Attribute):
+                owner = self.atom(callee.value, env, out)
+                callee = gast.Attribute(value=owner, attr=callee.attr, ctx=gast.Load())
+            else:
+                callee = self.atom(callee, env, out)
+        args = [self.atom(a, env, out) for a in node.args]
+        keywords = [
+            gast.keyword(arg=k.arg, value=self.atom(k.value, env, out))
+            for k in node.keywords
+        ]
+        call = gast.Call(func=callee, args=args, keywords=keywords)
+        gast.copy_location(call, node)
+        return call
+
+    def is_static_path(self, node, env: dict) -> bool:
+        """Return whether `node` is a free name or an attribute path on one."""
+        while isinstance(node, gast.Attribute):
+            node = node.value
+        return (
+            isinstance(node, gast.Name)
+            and node.id not in env
+            and node.id not in self.local_names
+        )
+
+    def rename_only(self, node, env: dict):
+        class Rename(gast.NodeTransformer):
+            def visit_Name(inner, name):  # noqa: N805
+                if name.id in env:
+                    return _name(env[name.id])
+                return name
+
+        return Rename().visit(node)
+
+    def conditional(self, test, body, orelse, env: dict, out: list):
+        """Turn `body if test else orelse` into an if statement."""
+        condition = self.atom(test, env, out)
+        then_env, else_env = dict(env), dict(env)
+        then_body, else_body = [], []
+        then_value = self.atom(body, then_env, then_body)
+        else_value = self.atom(orelse, else_env, else_body)
+        result = self.namer.fresh("choice")
+        then_body.append(_assign(result, then_value, self.lineno))
+        else_body.append(_assign(result, else_value, self.lineno))
+        statement = gast.If(test=condition, body=then_body, orelse=else_body)
+        out.append(_mark(statement, self.lineno))
+        return _name(result)
+
+    def boolean(self, node, env: dict, out: list):
+        """`a and b` is `b if a else a`; `a or b` is `a if a else b`."""
+        value = node.values[0]
+        for right in node.values[1:]:
+            left = self.atom(value, env, out)
+            if isinstance(node.op, gast.And):
+                value = self.conditional(left, right, left, env, out)
+            else:
+                value = self.conditional(left, left, right, env, out)
+        return value
+
+    # Statements.
+
+    def block(self, statements: list, env: dict) -> tuple[list, str | None]:
+        """Normalize a statement list; return it and how it ended.
+
+        The ending is "return", "raise", or None when control falls through.
+        """
+        out = []
+        for statement in statements:
+            self.lineno = statement.lineno
+            ending = self.statement(statement, env, out)
+            if ending:
+                return out, ending
+        return out, None
+
+    def statement(self, node, env: dict, out: list) -> str | None:
+        if isinstance(node, gast.Assign):
+            value = node.value
+            if len(node.targets) > 1:
+                value = self.atom(value, env, out)
+            for target in node.targets:
+                self.assign(target, value, env, out)
+        elif isinstance(node, gast.AnnAssign):
+            if node.value is not None:
+                self.assign(node.target, node.value, env, out)
+        elif isinstance(node, gast.AugAssign):
+            target = gast.Name(
+                id=node.target.id, ctx=gast.Load(), annotation=None, type_comment=None
+            )
+            expanded = gast.BinOp(left=target, op=node.op, right=node.value)
+            gast.copy_location(expanded, node)
+            self.assign(node.target, expanded, env, out)
+        elif isinstance(node, gast.Expr):
+            if isinstance(node.value, gast.Constant):
+                return None  # A docstring or a bare constant.
+            value = self.operation(node.value, env, out)
+            out.append(_mark(gast.Expr(value=value), self.lineno))
+        elif isinstance(node, gast.Return):
+            value = node.value or gast.Constant(value=None, kind=None)
+            self.assign_key(RETURN_KEY, value, env, out)
+            return "return"
+        elif isinstance(node, gast.If):
+            return self.if_statement(node, env, out)
+        elif isinstance(node, gast.Assert | gast.Raise):
+            out.append(_mark(self.rename_only(node, env), self.lineno))
+            return "raise" if isinstance(node, gast.Raise) else None
+        elif isinstance(node, gast.Pass):
+            pass
+        else:
+            raise InternalError(f"normalize met a {type(node).__name__} statement")
+        return None
+
+    def assign(self, target, value, env: dict, out: list) -> None:
+        if isinstance(target, gast.Name):
+            self.assign_key(target.id, value, env, out)
+            return
+        elements = target.elts
+        if isinstance(value, gast.Tuple | gast.List) and len(value.elts) == len(
+            elements
+        ):
+            # `a, b = b, a`: evaluate every right side before binding any name.
+            atoms = [self.atom(v, env, out) for v in value.elts]
+            for element, atom in zip(elements, atoms, strict=True):
+                self.assign(element, atom, env, out)
+            return
+        source = self.atom(value, env, out)
+        names = []
+        nested = []
+        for element in elements:
+            if isinstance(element, gast.Name):
+                names.append(element.id)
+            else:
+                temporary = self.namer.fresh("unpacked")
+                names.append(temporary)
+                nested.append((element, temporary))
+        stores = []
+        for name in names:
+            is_temporary = any(temporary == name for _, temporary in nested)
+            version = name if is_temporary else self.bind(env, name)
+            stores.append(_name(version, gast.Store()))
+        unpack = gast.Assign(targets=[gast.Tuple(elts=stores, ctx=gast.Store())],
+                             value=source)
+        out.append(_mark(unpack, self.lineno))
+        for element, temporary in nested:
+            self.assign(element, _name(temporary), env, out)
+
+    def assign_key(self, key: str, value, env: dict, out: list) -> None:
+        operation = self.operation(value, env, out)
+        version = self.bind(env, key)
+        out.append(_assign(version, operation, self.lineno))
+
+    def if_statement(self, node, env: dict, out: list) -> str | None:
+        condition = self.atom(node.test, env, out)
+        then_env, else_env = dict(env), dict(env)
+        then_body, then_ending = self.block(node.body, then_env)
+        else_body, else_ending = self.block(node.orelse, else_env)
+        self.lineno = node.lineno
+        # A branch that raises never reaches the join: the other one decides.
+        if then_ending == "raise":
+            env.clear()
+            env.update(else_env)
+        elif else_ending == "raise":
+            env.clear()
+            env.update(then_env)
+        else:
+            self.join(env, then_env, else_env, then_body, else_body, node)
+        statement = gast.If(test=condition, body=then_body or [gast.Pass()],
+                            orelse=else_body)
+        out.append(_mark(statement, node.lineno))
+        if then_ending and else_ending:
+            return "raise" if then_ending == else_ending == "raise" else "return"
+        return None
+
+    def join(self, env, then_env, else_env, then_body, else_body, node) -> None:
+        """Bind each variable the branches assign differently to one new name."""
+        keys = set(then_env) | set(else_env)
+        for key in sorted(keys):
+            then_version = then_env.get(key)
+            else_version = else_env.get(key)
+            if then_version == else_version:
+                env[key] = then_version
+                continue
+            if then_version is None or else_version is None:
+                if key == RETURN_KEY:
+                    raise DifferentiationError(
+                        "not every path through this if statement returns a value",
+                        self.parsed.location(node),
+                        "hint: return a value on every path; a path that "
+                        "returns None cannot be differentiated",
+                    )
+                env.pop(key, None)  # Unbound after the if, as in Python.
+                continue
+            joined = self.bind(env, key)
+            then_body.append(_assign(joined, _name(then_version), node.lineno))
+            else_body.append(_assign(joined, _name(else_version), node.lineno))
+
+
+def _returns_always(statements: list) -> bool:
+    for statement in statements:
+        if isinstance(statement, gast.Return | gast.Raise):
+            return True
+        if isinstance(statement, gast.If) and _returns_always(
+            statement.body
+        ) and _returns_always(statement.orelse):
+            return True
+    return False
+
+
+def move_code_after_returns(statements: list) -> list:
+    """Move statements that follow an if with a returning branch into the other."""
+    result = []
+    for index, statement in enumerate(statements):
+        if not isinstance(statement, gast.If):
+            result.append(statement)
+            if isinstance(statement, gast.Return | gast.Raise):
+                break
+            continue
+        rest = statements[index + 1 :]
+        body = move_code_after_returns(statement.body)
+        orelse = move_code_after_returns(statement.orelse)
+        then_returns, else_returns = _returns_always(body), _returns_always(orelse)
+        if rest and (then_returns or else_returns):
+            if not then_returns:
+                body = move_code_after_returns(body + rest)
+            if not else_returns:
+                orelse = move_code_after_returns(orelse + rest)
+            rest = []
+        moved = gast.If(test=statement.test, body=body, orelse=orelse)
+        gast.copy_location(moved, statement)
+        result.append(moved)
+        if not rest:
+            break
+    return result
+
+
+def normalize_function(parsed: ParsedFunction, namer: Namer) -> NormalizedFunction:
+    """Return the function's body in A-normal form with single assignment."""
+    node = parsed.node
+    params = [a.id for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs]
+    if parsed.is_lambda:
+        statement = gast.Return(value=node.body)
+        gast.copy_location(statement, node.body)
+        statements = [statement]
+    else:
+        statements = move_code_after_returns(node.body)
+    local_names = _assigned_names(statements) | set(params)
+    normalizer = _Normalizer(parsed, namer, local_names)
+    env = {}
+    for param in params:
+        env[param] = param
+        namer.reserve(param)
+        normalizer.versions[param] = [param]
+    body, ending = normalizer.block(statements, env)
+    if RETURN_KEY not in env:
+        raise DifferentiationError(
+            f"{parsed.name} does not return a value",
+            parsed.location(node),
+            "hint: return the value to differentiate",
+        )
+    if ending is None:
+        raise DifferentiationError(
+            f"not every path through {parsed.name} returns a value",
+            parsed.location(node),
+            "hint: end the function with a return statement",
+        )
+    return NormalizedFunction(
+        parsed, params, body, env[RETURN_KEY], namer, normalizer.versions
+    )
+
+
+def _assigned_names(statements: list) -> set[str]:
+    names = set()
+    for statement in statements:
+        for node in gast.walk(statement):
+            if isinstance(node, gast.Name) and isinstance(node.ctx, gast.Store):
+                names.add(node.id)
+    return names

@@ -1,0 +1,195 @@
+"""Simplify generated pullbacks until nothing changes.
+
+Templates are written for the general case, so `x ** 2` first becomes
+`g * 2 * x ** (2 - 1)`; folding turns that into `g * 2 * x`. Dead code
+elimination drops cotangents nobody reads. The forward pass is the user's own
+code and is left alone.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import gast
+
+_FOLDABLE = {
+    gast.Add: operator.add,
+    gast.Sub: operator.sub,
+    gast.Mult: operator.mul,
+    gast.Div: operator.truediv,
+    gast.Pow: operator.pow,
+}
+
+
+def _number(node):
+    if isinstance(node, gast.Constant) and type(node.value) in (int, float):
+        return node.value
+    if (
+        isinstance(node, gast.UnaryOp)
+        and isinstance(node.op, gast.USub)
+        and isinstance(node.operand, gast.Constant)
+        and type(node.operand.value) in (int, float)
+    ):
+        return -node.operand.value
+    return None
+
+
+def _constant(value):
+    if value < 0:
+        return gast.UnaryOp(op=gast.USub(), operand=gast.Constant(value=-value, kind=None))
+    return gast.Constant(value=value, kind=None)
+
+
+class _Fold(gast.NodeTransformer):
+    """Fold arithmetic on number literals and drop identities such as `x ** 1`."""
+
+    def __init__(self):
+        self.changed = False
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        left, right = _number(node.left), _number(node.right)
+        op = type(node.op)
+        if left is not None and right is not None and op in _FOLDABLE:
+            try:
+                value = _FOLDABLE[op](left, right)
+            except (ArithmeticError, ValueError):
+                return node
+            if isinstance(value, int | float) and abs(value) < 1e15:
+                self.changed = True
+                return _constant(value)
+        if op is gast.Pow and right == 1:
+            self.changed = True
+            return node.left
+        if op is gast.Mult and right == 1:
+            self.changed = True
+            return node.left
+        if op is gast.Mult and left == 1:
+            self.changed = True
+            return node.right
+        if op is gast.Div and right == 1:
+            self.changed = True
+            return node.left
+        return node
+
+    def visit_UnaryOp(self, node):
+        self.generic_visit(node)
+        if (
+            isinstance(node.op, gast.USub)
+            and isinstance(node.operand, gast.UnaryOp)
+            and isinstance(node.operand.op, gast.USub)
+        ):
+            self.changed = True
+            return node.operand.operand
+        return node
+
+
+def _reads(node) -> set[str]:
+    return {
+        n.id
+        for n in gast.walk(node)
+        if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load)
+    }
+
+
+def _is_pure(value) -> bool:
+    """Whether evaluating `value` has no effect besides its result."""
+    for node in gast.walk(value):
+        if isinstance(node, gast.Call):
+            func = node.func
+            # Calls to the runtime and to NumPy are pure; pullbacks of called
+            # functions and user hooks may have effects and are kept.
+            if not isinstance(func, gast.Attribute):
+                return False
+    return True
+
+
+def _eliminate_dead(statements: list, live: set[str]) -> tuple[list, bool]:
+    """Remove pure assignments whose targets nobody reads afterwards."""
+    changed = False
+    kept = []
+    for statement in reversed(statements):
+        if isinstance(statement, gast.If):
+            body, body_changed = _eliminate_dead(statement.body, set(live))
+            orelse, else_changed = _eliminate_dead(statement.orelse, set(live))
+            changed = changed or body_changed or else_changed
+            statement.body = body or [gast.Pass()]
+            statement.orelse = orelse
+            live |= _reads(statement)
+            kept.append(statement)
+            continue
+        if (
+            isinstance(statement, gast.Assign)
+            and len(statement.targets) == 1
+            and isinstance(statement.targets[0], gast.Name)
+            and statement.targets[0].id not in live
+            and _is_pure(statement.value)
+        ):
+            changed = True
+            continue
+        live |= _reads(statement)
+        kept.append(statement)
+    kept.reverse()
+    return kept, changed
+
+
+def _stores(statements: list) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for statement in statements:
+        for node in gast.walk(statement):
+            if isinstance(node, gast.Name) and isinstance(node.ctx, gast.Store):
+                counts[node.id] = counts.get(node.id, 0) + 1
+    return counts
+
+
+class _Rename(gast.NodeTransformer):
+    def __init__(self, old: str, new: str):
+        self.old = old
+        self.new = new
+
+    def visit_Name(self, node):
+        if node.id == self.old and isinstance(node.ctx, gast.Load):
+            node.id = self.new
+        return node
+
+
+def _propagate_copies(statements: list) -> bool:
+    """Replace `a_bar = b_bar` by using `b_bar` where both are bound once.
+
+    Only top-level copies qualify: a copy inside a branch may be read after
+    the branch, where the other branch bound the name differently.
+    """
+    changed = False
+    index = 0
+    while index < len(statements):
+        statement = statements[index]
+        if (
+            isinstance(statement, gast.Assign)
+            and len(statement.targets) == 1
+            and isinstance(statement.targets[0], gast.Name)
+            and isinstance(statement.value, gast.Name)
+        ):
+            copy_name = statement.targets[0].id
+            source_name = statement.value.id
+            stores = _stores(statements)
+            later_stores = _stores(statements[index + 1 :])
+            if stores.get(copy_name) == 1 and source_name not in later_stores:
+                rename = _Rename(copy_name, source_name)
+                statements[index + 1 :] = [rename.visit(s) for s in statements[index + 1 :]]
+                del statements[index]
+                changed = True
+                continue
+        index += 1
+    return changed
+
+
+def optimize_pullback(pullback: gast.FunctionDef) -> None:
+    """Fold constants, propagate copies and remove dead code, in place."""
+    while True:
+        folder = _Fold()
+        pullback.body = [folder.visit(s) for s in pullback.body]
+        copied = _propagate_copies(pullback.body)
+        body, removed = _eliminate_dead(pullback.body, set())
+        pullback.body = body
+        if not (folder.changed or copied or removed):
+            return

@@ -1,0 +1,193 @@
+"""Run the compiler passes in order and cache the result per function and wrt."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import threading
+import types
+
+import gast
+import numpy
+
+from pullback.compiler import activity as activity_pass
+from pullback.compiler import emit, naming, optimize
+from pullback.compiler.check import check_function
+from pullback.compiler.classify import classify
+from pullback.compiler.normalize import normalize_function
+from pullback.compiler.parse import ParsedFunction, parse_function, unwrap_function
+from pullback.compiler.reverse import Aliases, ReverseBuilder, name
+from pullback.errors import WrtError
+
+
+@dataclasses.dataclass
+class CompiledVJP:
+    """A compiled VJP and what the API needs to call and describe it."""
+
+    function: types.FunctionType
+    params: tuple[str, ...]
+    wrt: tuple[str, ...]
+    vjp: types.FunctionType
+    source: str
+    filename: str
+    # Parameter -> message, for differentiation arguments whose derivative
+    # is statically zero; the API decides whether to warn from their values.
+    zero_derivatives: dict[str, str]
+
+
+_cache: dict[tuple, CompiledVJP] = {}
+_lock = threading.RLock()
+
+
+def parameter_names(function) -> tuple[str, ...]:
+    function = unwrap_function(function)
+    code = function.__code__
+    count = code.co_argcount + code.co_kwonlyargcount
+    return tuple(code.co_varnames[:count])
+
+
+def resolve_wrt(function, wrt) -> tuple[str, ...]:
+    """Turn `wrt` (None, a name, an index, or a tuple of them) into names."""
+    params = parameter_names(function)
+    qualname = getattr(function, "__qualname__", repr(function))
+    if wrt is None:
+        if not params:
+            raise WrtError(f"{qualname} has no parameters to differentiate with respect to")
+        return params
+    items = wrt if isinstance(wrt, tuple | list) else (wrt,)
+    if not items:
+        raise WrtError(f"wrt=() selects no parameter of {qualname}; pass at least one")
+    names = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int | str):
+            raise WrtError(
+                f"wrt items must be parameter names or indices, got {item!r}"
+            )
+        if isinstance(item, int):
+            if not -len(params) <= item < len(params):
+                raise WrtError(
+                    f"wrt index {item} is out of range: {qualname} has "
+                    f"{len(params)} parameters {params}"
+                )
+            item = params[item]
+        elif item not in params:
+            raise WrtError(
+                f"{qualname} has no parameter {item!r}; its parameters are {params}"
+            )
+        if item in names:
+            raise WrtError(f"wrt names the parameter {item!r} twice")
+        names.append(item)
+    return tuple(names)
+
+
+def compile_vjp(function, wrt=None) -> CompiledVJP:
+    """Compile (or fetch from the cache) the VJP of `function` for `wrt`."""
+    function = unwrap_function(function)
+    wrt_names = resolve_wrt(function, wrt)
+    key = (function, wrt_names)
+    with _lock:
+        compiled = _cache.get(key)
+        if compiled is None:
+            compiled = _compile(function, wrt_names)
+            _cache[key] = compiled
+        return compiled
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()
+
+
+def _module_alias(parsed: ParsedFunction, module, local_names: set[str]):
+    """Return the user's name for `module` if it has one, else None."""
+    for identifier, value in parsed.free_values.items():
+        if value is module and identifier not in local_names:
+            return identifier
+    preferred = {"numpy": "np", "math": "math"}.get(module.__name__)
+    namespace = parsed.function.__globals__
+    if preferred and namespace.get(preferred) is module and preferred not in local_names:
+        return preferred
+    return None
+
+
+def _aliases(parsed: ParsedFunction, runtime: str, local_names: set[str]) -> Aliases:
+    def expression(module, attribute):
+        alias = _module_alias(parsed, module, local_names)
+        if alias is not None:
+            return name(alias)
+        return gast.Attribute(value=name(runtime), attr=attribute, ctx=gast.Load())
+
+    return Aliases(runtime, expression(numpy, "np"), expression(math, "math"))
+
+
+def _compile(function: types.FunctionType, wrt: tuple[str, ...]) -> CompiledVJP:
+    import pullback.runtime as runtime_module
+
+    parsed = parse_function(function)
+    check_function(parsed)
+
+    local_names = naming.assigned_names(parsed.node)
+    taken = (naming.names_in(parsed.node) | set(function.__globals__)
+             | set(parsed.free_values))
+    runtime = naming.runtime_alias(taken)
+    namer = naming.Namer(taken | {runtime})
+    aliases = _aliases(parsed, runtime, local_names)
+
+    normalized = normalize_function(parsed, namer)
+    block = classify(normalized)
+    activity = activity_pass.analyze(block, normalized.params, list(wrt), normalized.result)
+    activity_pass.check_unsupported(block, activity, parsed)
+
+    builder = ReverseBuilder(normalized, block, activity, list(wrt), aliases)
+    vjp_node = builder.build()
+    pullback_node = next(s for s in vjp_node.body if isinstance(s, gast.FunctionDef))
+    optimize.optimize_pullback(pullback_node)
+    vjp_node.body = emit.drop_orphan_comments(vjp_node.body)
+
+    source = _header(parsed, wrt) + emit.to_source(vjp_node)
+    label = f"{parsed.name}_vjp"
+    vjp, filename = emit.build_function(
+        source, vjp_node.name, runtime, runtime_module, function,
+        parsed.closure_names, label,
+    )
+    zero = _zero_derivative_messages(parsed, activity, wrt)
+    return CompiledVJP(function, tuple(normalized.params), wrt, vjp, source, filename, zero)
+
+
+def _header(parsed: ParsedFunction, wrt: tuple[str, ...]) -> str:
+    line = parsed.node.lineno
+    return (
+        f"# VJP of {parsed.function.__qualname__} ({parsed.filename}:{line}), "
+        f"with respect to {', '.join(wrt)}\n"
+    )
+
+
+def _zero_derivative_messages(parsed, activity, wrt) -> dict[str, str]:
+    messages = {}
+    where = f"{parsed.filename}:{parsed.node.lineno}"
+    for param in wrt:
+        if activity.is_active(param) or param in activity.explicitly_stopped:
+            continue
+        cuts = activity.implicit_cuts.get(param)
+        qualname = parsed.function.__qualname__
+        if cuts:
+            places = "; ".join(f"line {line}: {what}" for line, what in cuts)
+            messages[param] = (
+                f"the derivative of {qualname} ({where}) with respect to "
+                f"{param!r} is zero: every path from {param!r} to the result "
+                f"passes through an operation whose derivative is zero ({places}). "
+                f"If that is intended, wrap those uses in pullback.no_derivative(...)."
+            )
+        else:
+            messages[param] = (
+                f"the derivative of {qualname} ({where}) with respect to "
+                f"{param!r} is zero: the result does not depend on {param!r}. "
+                f"If that is intended, wrap its uses in pullback.no_derivative(...) "
+                f"or leave it out of wrt."
+            )
+    return messages
+
+
+def signature(function) -> inspect.Signature:
+    return inspect.signature(unwrap_function(function))

@@ -1,0 +1,242 @@
+"""The rule table and the template idiom every derivative rule is written in.
+
+A rule maps a primal operation to one adjoint template per differentiable
+parameter. A template is a Python expression that reads like the code it
+emits. It may use these names:
+
+- `g`: the cotangent of the operation's result;
+- `ans`: the result itself;
+- the operation's parameter names, bound to the call's arguments or, when the
+  call omits them, to the parameter's default;
+- `np` and `math`: the NumPy and math modules;
+- `rt`: the runtime package `pullback.runtime`, for helpers such as
+  `rt.unreduce`.
+
+For example, `ufunc(np.sin, x="g * np.cos(x)")` emits
+`x_bar = y_bar * np.cos(x)` for `y = np.sin(x)`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+
+import gast
+
+from pullback.errors import InternalError
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    name: str
+    default: str | None  # Source text of the default, None when required.
+    keyword_only: bool = False
+    # A `*name` parameter: the call's extra positional arguments, as a tuple.
+    variadic: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """Adjoint templates of one primal operation."""
+
+    name: str
+    params: tuple[Param, ...]
+    adjoints: dict[str, str]
+    # Contributions are summed back to their primal's shape (broadcasting ops).
+    broadcasting: bool = False
+    # Keyword arguments that would change the primal's meaning (`out=`).
+    rejected_keywords: frozenset[str] = frozenset()
+
+    def param_names(self) -> list[str]:
+        return [param.name for param in self.params]
+
+    def differentiable_params(self) -> list[str]:
+        return [name for name in self.param_names() if name in self.adjoints]
+
+
+# What a call or operator with no derivative does to the derivative.
+#   "constant": its result never depends on the values of its inputs
+#               (shapes, constructors such as zeros_like), so nothing is lost.
+#   "cut":      piecewise constant (floor, sign, argmax, comparisons): its
+#               derivative is zero almost everywhere, so a dependency is cut.
+CONSTANT = "constant"
+CUT = "cut"
+
+# Rules keyed by the callable object (np.sin, math.exp, abs).
+FUNCTION_RULES: dict[object, Rule] = {}
+# Rules keyed by gast operator class name ("Add", "USub").
+OPERATOR_RULES: dict[str, Rule] = {}
+# Rules for array methods and attributes, keyed by name; the first parameter
+# is the array itself and is called "self".
+METHOD_RULES: dict[str, Rule] = {}
+ATTRIBUTE_RULES: dict[str, Rule] = {}
+
+# Callables, operators, methods and attributes without a derivative.
+NON_DIFFERENTIABLE_FUNCTIONS: dict[object, str] = {}
+NON_DIFFERENTIABLE_OPERATORS: dict[str, str] = {}
+NON_DIFFERENTIABLE_METHODS: dict[str, str] = {}
+NON_DIFFERENTIABLE_ATTRIBUTES: dict[str, str] = {}
+
+
+def parse_signature(signature: str) -> tuple[Param, ...]:
+    """Parse `"a, axis=None, *, keepdims=False"` into parameters."""
+    tree = gast.parse(f"def _signature({signature}): pass")
+    arguments = tree.body[0].args
+    if arguments.kwarg is not None:
+        raise InternalError(f"rule signature {signature!r} has **kwargs")
+    positional = arguments.posonlyargs + arguments.args
+    defaults = [None] * (len(positional) - len(arguments.defaults)) + list(
+        arguments.defaults
+    )
+    params = [
+        Param(arg.id, None if default is None else _source(default))
+        for arg, default in zip(positional, defaults, strict=True)
+    ]
+    if arguments.vararg is not None:
+        params.append(Param(arguments.vararg.id, "()", variadic=True))
+    for arg, default in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True):
+        params.append(
+            Param(arg.id, None if default is None else _source(default), True)
+        )
+    return tuple(params)
+
+
+def _source(node) -> str:
+    import ast
+
+    return ast.unparse(gast.gast_to_ast(node))
+
+
+def _check_templates(name: str, params: tuple[Param, ...], adjoints: dict) -> None:
+    names = {param.name for param in params}
+    unknown = set(adjoints) - names
+    if unknown:
+        raise InternalError(
+            f"rule {name} has templates for {sorted(unknown)}, "
+            f"which are not among its parameters {sorted(names)}"
+        )
+    for template in adjoints.values():
+        parse_template(template)
+
+
+def _qualified_name(function) -> str:
+    module = getattr(function, "__module__", None) or ""
+    if module.startswith("numpy"):
+        module = "numpy" + module[len("numpy") :].replace("._core", "").replace(
+            ".core", ""
+        )
+        if module.startswith("numpy.") and module.split(".")[1].startswith("_"):
+            module = "numpy"
+    name = getattr(function, "__qualname__", None) or function.__name__
+    if isinstance(function, _ufunc_type()):
+        module = "numpy"
+    return f"{module}.{name}" if module else name
+
+
+@functools.cache
+def _ufunc_type():
+    import numpy as np
+
+    return np.ufunc
+
+
+def defrule(
+    function,
+    signature: str,
+    *,
+    broadcasting: bool = False,
+    rejected_keywords=("out",),
+    **adjoints: str,
+) -> Rule:
+    """Register adjoint templates for a callable with the given signature."""
+    params = parse_signature(signature)
+    name = _qualified_name(function)
+    _check_templates(name, params, adjoints)
+    rule = Rule(name, params, adjoints, broadcasting, frozenset(rejected_keywords))
+    FUNCTION_RULES[function] = rule
+    return rule
+
+
+def ufunc(function, **adjoints: str) -> Rule:
+    """Register an elementwise NumPy ufunc: parameters `x` or `x1, x2`."""
+    if function.nin == 1:
+        signature = "x, /, *, dtype=None"
+    else:
+        names = ", ".join(f"x{i + 1}" for i in range(function.nin))
+        signature = f"{names}, /, *, dtype=None"
+    return defrule(
+        function,
+        signature,
+        broadcasting=function.nin > 1,
+        rejected_keywords=("out", "where"),
+        **adjoints,
+    )
+
+
+def operator(op_name: str, signature: str, **adjoints: str) -> Rule:
+    """Register a Python operator by its gast class name ("Add", "USub")."""
+    params = parse_signature(signature)
+    _check_templates(op_name, params, adjoints)
+    rule = Rule(f"operator {op_name}", params, adjoints, broadcasting=len(params) > 1)
+    OPERATOR_RULES[op_name] = rule
+    return rule
+
+
+def method(name: str, signature: str, **adjoints: str) -> Rule:
+    """Register an array method; the signature starts with `self`."""
+    params = parse_signature(signature)
+    _check_templates(f"ndarray.{name}", params, adjoints)
+    rule = Rule(f"ndarray.{name}", params, adjoints, rejected_keywords=frozenset({"out"}))
+    METHOD_RULES[name] = rule
+    return rule
+
+
+def attribute(name: str, **adjoints: str) -> Rule:
+    """Register an array attribute such as `.T`; its one parameter is `self`."""
+    params = parse_signature("self")
+    rule = Rule(f"ndarray.{name}", params, adjoints)
+    ATTRIBUTE_RULES[name] = rule
+    return rule
+
+
+def nondifferentiable(*functions, kind: str = CUT) -> None:
+    """Mark callables whose results carry no derivative."""
+    for function in functions:
+        NON_DIFFERENTIABLE_FUNCTIONS[function] = kind
+
+
+@functools.cache
+def parse_template(template: str):
+    """Parse a template expression once; callers get a deep copy."""
+    try:
+        module = gast.parse(template, mode="eval")
+    except SyntaxError as error:
+        raise InternalError(f"rule template {template!r} does not parse: {error}")
+    return module.body
+
+
+class _Substitute(gast.NodeTransformer):
+    def __init__(self, bindings: dict):
+        self.bindings = bindings
+
+    def visit_Name(self, node):
+        replacement = self.bindings.get(node.id)
+        if replacement is None:
+            return node
+        return copy.deepcopy(replacement)
+
+
+def instantiate(template: str, bindings: dict):
+    """Return the template's expression with names replaced by AST nodes."""
+    expression = copy.deepcopy(parse_template(template))
+    return _Substitute(bindings).visit(expression)
+
+
+def template_names(template: str) -> set[str]:
+    """Return the names a template reads, to know which primals it keeps."""
+    return {
+        node.id
+        for node in gast.walk(parse_template(template))
+        if isinstance(node, gast.Name)
+    }
