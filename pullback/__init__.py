@@ -2,22 +2,30 @@
 
 from pullback.api import (
     adjoint_source,
+    derivative_of,
     differentiable,
+    differentiable_function,
     gradient,
     pullback,
     value_and_gradient,
     value_and_pullback,
 )
 from pullback.errors import PullbackError, ZeroDerivativeWarning
+from pullback.runtime.markers import checkpointed, no_derivative, with_derivative
 
 __all__ = [
     "PullbackError",
     "ZeroDerivativeWarning",
     "adjoint_source",
+    "checkpointed",
+    "derivative_of",
     "differentiable",
+    "differentiable_function",
     "gradient",
+    "no_derivative",
     "pullback",
     "value_and_gradient",
     "value_and_pullback",
+    "with_derivative",
 ]
 __version__ = "0.1.0"

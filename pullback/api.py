@@ -12,23 +12,47 @@ import numpy as np
 from pullback import runtime
 from pullback.compiler import CompiledVJP, compile_vjp
 from pullback.compiler.parse import unwrap_function
+from pullback.compiler.pipeline import clear_cache
 from pullback.errors import (
     CotangentError,
+    DerivativeRegistrationError,
     NonScalarOutputError,
+    WrtError,
     warn_zero_derivative,
 )
 from pullback.runtime import registry
+from pullback.runtime.custom import CustomDerivative
 from pullback.runtime.tangents import is_differentiable_value
 
 F = TypeVar("F", bound=Callable[..., Any])
 Wrt = str | int | tuple[str | int, ...] | None
 
 
-def _compile_all_parameters(function):
-    return compile_vjp(function).vjp
+def _compile_for_caller(function, wrt: tuple[str, ...]):
+    return compile_vjp(function, wrt).vjp
 
 
-registry.set_compiler_hook(_compile_all_parameters)
+class _Compiled:
+    """A compiled VJP that recompiles after any derivative registration.
+
+    A registration can change how a compiled function differentiates a call
+    it makes, so a VJP compiled before it must not be reused.
+    """
+
+    def __init__(self, function, wrt):
+        self.function = function
+        self.wrt = wrt
+        self.generation = registry.generation
+        self.compiled = compile_vjp(function, wrt)
+
+    def get(self) -> CompiledVJP:
+        if self.generation != registry.generation:
+            self.compiled = compile_vjp(self.function, self.wrt)
+            self.generation = registry.generation
+        return self.compiled
+
+
+registry.set_compiler_hook(_compile_for_caller)
 
 
 @overload
@@ -62,6 +86,9 @@ def differentiable(function=None, *, wrt=None):
     return decorate(function)
 
 
+# Parameters annotated with these types never warn, whatever their value.
+_NON_DIFFERENTIABLE_ANNOTATIONS = (int, bool, str, "int", "bool", "str")
+
 # Zero-derivative warnings go out once per compiled function and wrt.
 _warned: set[tuple] = set()
 _warned_lock = threading.Lock()
@@ -73,7 +100,13 @@ def _argument_values(compiled: CompiledVJP, args: tuple, kwargs: dict) -> dict:
         return dict(zip(params, args, strict=True))
     import inspect
 
-    bound = inspect.signature(compiled.function).bind(*args, **kwargs)
+    try:
+        signature = inspect.signature(compiled.function)
+    except (TypeError, ValueError):  # A C function with a registered derivative.
+        values = dict(zip(params, args, strict=False))
+        values.update(kwargs)
+        return values
+    bound = signature.bind(*args, **kwargs)
     bound.apply_defaults()
     return dict(bound.arguments)
 
@@ -86,22 +119,34 @@ def _warn_zero_derivatives(compiled: CompiledVJP, values: dict) -> None:
         if key in _warned:
             return
         _warned.add(key)
-    code = compiled.function.__code__
+    code = getattr(compiled.function, "__code__", None)
+    filename = code.co_filename if code else compiled.filename
+    lineno = code.co_firstlineno if code else 0
+    annotations = getattr(compiled.function, "__annotations__", {})
     for param, message in compiled.zero_derivatives.items():
+        if annotations.get(param) in _NON_DIFFERENTIABLE_ANNOTATIONS:
+            continue
         if is_differentiable_value(values.get(param)):
-            warn_zero_derivative(message, code.co_filename, code.co_firstlineno)
+            warn_zero_derivative(message, filename, lineno)
 
 
 def _finish_cotangent(cotangent, primal):
-    """Shape a parameter's cotangent for the caller: None where it has none."""
-    if not is_differentiable_value(primal):
+    """Shape a parameter's cotangent for the caller: None where it has none.
+
+    A cotangent may be a read-only broadcast view (the adjoint of a sum), which
+    is copied so the caller owns an ordinary array.
+    """
+    if type(primal) is np.ndarray:
+        if primal.dtype.kind not in "fc":
+            return None
+    elif not is_differentiable_value(primal):
         return None
-    if isinstance(cotangent, np.ndarray):
-        if not cotangent.flags.writeable or cotangent.base is not None and (
-            cotangent.strides and 0 in cotangent.strides
-        ):
+    if cotangent is None:  # A registered derivative that leaves it out.
+        return runtime.zeros_like(primal)
+    if type(cotangent) is np.ndarray:
+        if not cotangent.flags.writeable:
             cotangent = np.array(cotangent)
-        if not isinstance(primal, np.ndarray) and cotangent.ndim == 0:
+        if cotangent.ndim == 0 and type(primal) is not np.ndarray:
             cotangent = cotangent[()]
     return cotangent
 
@@ -120,8 +165,14 @@ def _describe(value) -> str:
     return f"a value of type {type(value).__name__}"
 
 
+_SEEDS = {float: 1.0, np.float64: np.float64(1.0), np.float32: np.float32(1.0)}
+
+
 def _scalar_seed(function, value):
     """Return the cotangent 1 for a scalar result, or raise if not scalar."""
+    seed = _SEEDS.get(type(value))
+    if seed is not None:
+        return seed
     name = getattr(function, "__qualname__", repr(function))
     if isinstance(value, bool) or not isinstance(value, float | int | np.generic | np.ndarray):
         raise NonScalarOutputError(
@@ -164,10 +215,11 @@ def value_and_gradient(f: Callable, wrt: Wrt = None) -> Callable:
     >>> value_and_gradient(lambda x: x * x)(3.0)
     (9.0, 6.0)
     """
-    compiled = compile_vjp(f, wrt)
+    cached = _Compiled(f, wrt)
 
     @functools.wraps(unwrap_function(f))
     def value_and_gradient_of_f(*args, **kwargs):
+        compiled = cached.get()
         value, pullback_of_f = compiled.vjp(*args, **kwargs)
         seed = _scalar_seed(compiled.function, value)
         values = _argument_values(compiled, args, kwargs)
@@ -255,3 +307,128 @@ def adjoint_source(f: Callable, wrt: Wrt = None) -> str:
     differentiate.
     """
     return compile_vjp(f, wrt).source
+
+
+def _parameter_names(function, vjp) -> tuple[str, ...]:
+    """Return the parameters of `function`, or of its VJP when it has no signature."""
+    import inspect
+
+    def names(callable_object):
+        signature = inspect.signature(callable_object)
+        kinds = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        return tuple(p.name for p in signature.parameters.values() if p.kind not in kinds)
+
+    vjp_names = names(vjp)
+    try:
+        function_names = names(function)
+    except (TypeError, ValueError):
+        return vjp_names  # Builtins and C functions may have no signature.
+    if len(function_names) != len(vjp_names):
+        raise DerivativeRegistrationError(
+            f"the VJP {vjp.__qualname__} takes {len(vjp_names)} parameters "
+            f"{vjp_names}, but {_name_of(function)} takes {len(function_names)} "
+            f"{function_names}; give the VJP the same parameters as the function"
+        )
+    return function_names
+
+
+def _name_of(function) -> str:
+    return getattr(function, "__qualname__", None) or getattr(
+        function, "__name__", repr(function)
+    )
+
+
+def _site_of(vjp) -> str:
+    code = getattr(vjp, "__code__", None)
+    if code is None:
+        return repr(vjp)
+    return f"{code.co_filename}:{code.co_firstlineno}"
+
+
+def _wrt_indices(names: tuple[str, ...], wrt, function) -> tuple[int, ...]:
+    if wrt is None:
+        return tuple(range(len(names)))
+    items = wrt if isinstance(wrt, tuple | list) else (wrt,)
+    indices = []
+    for item in items:
+        if isinstance(item, str) and item in names:
+            index = names.index(item)
+        elif isinstance(item, int) and not isinstance(item, bool) and (
+            -len(names) <= item < len(names)
+        ):
+            index = item % len(names)
+        else:
+            raise WrtError(
+                f"wrt={item!r} names no parameter of {_name_of(function)}, whose "
+                f"parameters are {names}"
+            )
+        if index in indices:
+            raise WrtError(f"wrt names the parameter {names[index]!r} twice")
+        indices.append(index)
+    return tuple(indices)
+
+
+def derivative_of(function: Callable, wrt: Wrt = None, *, replace: bool = False):
+    """Register a custom VJP for `function`, used wherever compiled code calls it.
+
+    The decorated VJP takes `function`'s arguments and returns
+    `(value, pullback)`. The pullback takes the result's cotangent and returns
+    a bare cotangent when one parameter is differentiated, or a tuple in
+    parameter order. Compiled code then calls the VJP in place of `function`,
+    so `function` itself runs once per evaluation::
+
+        libm = ctypes.CDLL(ctypes.util.find_library("m"))
+        libm.exp.restype = libm.exp.argtypes = ctypes.c_double  # sketch
+
+        @pullback.derivative_of(libm.exp)
+        def exp_vjp(x):
+            y = libm.exp(x)
+            return y, lambda g: g * y
+
+    `wrt` restricts the registration to some parameters; the others get no
+    derivative through `function`. Registering twice for one function raises
+    `DerivativeRegistrationError` unless `replace=True`. A registration also
+    applies to callers compiled before it.
+    """
+    if not callable(function):
+        raise TypeError(f"derivative_of needs a callable, got {function!r}")
+    key = getattr(function, "__func__", function)
+
+    def register(vjp):
+        if not callable(vjp):
+            raise TypeError(f"derivative_of({_name_of(function)}) decorates a callable, got {vjp!r}")
+        names = _parameter_names(key, vjp)
+        indices = _wrt_indices(names, wrt, function)
+        existing = registry.custom_derivative(key)
+        if existing is not None and not replace:
+            raise DerivativeRegistrationError(
+                f"a derivative for {_name_of(function)} is already registered at "
+                f"{existing.site}; pass replace=True to derivative_of to replace it"
+            )
+        record = CustomDerivative(key, vjp, names, indices, _site_of(vjp))
+        registry.register_custom(key, record)
+        clear_cache()
+        return vjp
+
+    return register
+
+
+def differentiable_function(vjp: Callable) -> Callable:
+    """Return a differentiable callable built from `vjp(*args) -> (value, pullback)`.
+
+    Calling the result returns the value alone; compiled code that calls it
+    uses `vjp` for its derivative, as for a function registered with
+    `derivative_of`::
+
+        square = pullback.differentiable_function(lambda x: (x * x, lambda g: 2 * x * g))
+    """
+    if not callable(vjp):
+        raise TypeError(f"differentiable_function needs a callable VJP, got {vjp!r}")
+
+    @functools.wraps(vjp)
+    def function(*args, **kwargs):
+        return vjp(*args, **kwargs)[0]
+
+    function.__qualname__ = f"differentiable_function({_name_of(vjp)})"
+    derivative_of(function)(vjp)
+    return function

@@ -17,6 +17,7 @@ import dataclasses
 
 from pullback.compiler import rules
 from pullback.compiler.classify import (
+    EXPLICIT,
     NO_DERIVATIVE,
     UNSUPPORTED,
     Branch,
@@ -105,10 +106,6 @@ def analyze(block: list, params: list[str], wrt: list[str], result: str) -> Acti
         elif _reaches(block, param, result, {rules.CUT, EXPLICIT}):
             explicitly_stopped.add(param)
     return Activity(varied, useful, implicit_cuts, explicitly_stopped)
-
-
-# The stop kind of an explicit `no_derivative`.
-EXPLICIT = "explicit"
 
 
 def _reaches(block, param: str, result: str, through: set[str]) -> bool:

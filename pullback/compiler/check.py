@@ -57,10 +57,6 @@ _REJECTED = {
     gast.Yield: ("yield", "return a value; generators cannot be differentiated"),
     gast.YieldFrom: ("yield from", "return a value; generators cannot be differentiated"),
     gast.Await: ("await", "coroutines cannot be differentiated"),
-    gast.Lambda: (
-        "a lambda inside the differentiated function",
-        "define the lambda at module level, or inline its expression",
-    ),
     gast.ListComp: (
         "a list comprehension",
         "build the list with np.stack or vectorized NumPy operations",

@@ -17,6 +17,7 @@ from pullback.compiler import rules
 from pullback.compiler.normalize import NormalizedFunction, source_line_of
 from pullback.compiler.rules.unsupported import library_name
 from pullback.errors import DifferentiationError, InternalError
+from pullback.runtime import markers, registry
 
 # Operation kinds.
 RULE = "rule"  # A rule-table operation: operator, library call, array method.
@@ -25,6 +26,7 @@ COPY = "copy"  # t = x
 PACK = "pack"  # t = (a, b) or t = [a, b]
 UNPACK = "unpack"  # a, b = t
 SUBSCRIPT = "subscript"  # t = x[index]
+CHECKPOINT = "checkpoint"  # A checkpointed call: recomputed in the pullback.
 NO_DERIVATIVE = "no derivative"  # The result carries no derivative.
 EFFECT = "effect"  # A statement kept for its effect: assert, raise, bare call.
 
@@ -48,6 +50,9 @@ class Operation:
     stop_name: str = ""
     # Names read without derivative (indices, conditions), for liveness.
     reads: list[str] = dataclasses.field(default_factory=list)
+    # For user and checkpointed calls: the callee's parameter names; input
+    # roles are positions in this tuple.
+    parameters: tuple[str, ...] = ()
 
     @property
     def lineno(self) -> int | None:
@@ -129,6 +134,11 @@ class Classifier:
             return self.call(statement, targets, value)
         if isinstance(value, gast.JoinedStr):
             return self.stopped(statement, targets, value, rules.CONSTANT, "f-string")
+        if isinstance(value, gast.Lambda):
+            # A function value, such as a with_derivative hook: no derivative
+            # flows through it. Calling one in differentiated code is rejected
+            # when the call is classified.
+            return self.stopped(statement, targets, value, rules.CONSTANT, "lambda")
         raise InternalError(f"classify met a {type(value).__name__} expression")
 
     def stopped(self, statement, targets, value, kind, name) -> Operation:
@@ -195,7 +205,7 @@ class Classifier:
         if not isinstance(node, gast.Name):
             return _UNRESOLVED
         values = self.parsed.free_values
-        if node.id not in values or node.id in self.normalized.params:
+        if node.id not in values or node.id in self.normalized.versions:
             return _UNRESOLVED
         value = values[node.id]
         for attr in reversed(path):
@@ -221,7 +231,24 @@ class Classifier:
                 "hint: call a module-level function, or one from NumPy or math, "
                 "directly by name",
             )
-        rule = rules.FUNCTION_RULES.get(callee) if _hashable(callee) else None
+        hashable = _hashable(callee)
+        record = registry.custom_derivative(callee) if hashable else None
+        if record is not None:
+            return self.user_call(statement, targets, value, callee,
+                                  parameters=record.param_names, covered=record.wrt)
+        target = markers.checkpointed_target(callee)
+        if target is not None:
+            operation = self.user_call(statement, targets, value, target)
+            operation.kind = CHECKPOINT
+            operation.callee = callee
+            return operation
+        if callee is markers.no_derivative:
+            return self.stopped(statement, targets, value, EXPLICIT,
+                                "pullback.no_derivative()")
+        if markers.is_no_derivative_function(callee):
+            return self.stopped(statement, targets, value, rules.CUT,
+                                f"@no_derivative function {_display_name(callee)}()")
+        rule = rules.FUNCTION_RULES.get(callee) if hashable else None
         if rule is not None:
             return self.rule_call(statement, targets, value, rule)
         kind = rules.NON_DIFFERENTIABLE_FUNCTIONS.get(callee) if _hashable(callee) else None
@@ -318,12 +345,19 @@ class Classifier:
         operation.callee = f"the method .{name}()"
         return operation
 
-    def user_call(self, statement, targets, call, callee) -> Operation:
+    def user_call(self, statement, targets, call, callee, parameters=None,
+                  covered=None) -> Operation:
         function = callee.__func__ if isinstance(callee, types.MethodType) else callee
-        try:
-            signature = inspect.signature(function)
-        except (TypeError, ValueError):
-            return self.unsupported(statement, targets, call, callee)
+        if parameters is not None:
+            signature = inspect.Signature([
+                inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                for p in parameters
+            ])
+        else:
+            try:
+                signature = inspect.signature(function)
+            except (TypeError, ValueError):
+                return self.unsupported(statement, targets, call, callee)
         placeholders = list(range(len(call.args)))
         if isinstance(callee, types.MethodType):
             placeholders = [None] + placeholders
@@ -332,7 +366,7 @@ class Classifier:
             bound = signature.bind(*placeholders, **keyword_values)
         except TypeError as error:
             raise DifferentiationError(
-                f"the call to {function.__qualname__} does not match its "
+                f"the call to {_display_name(function)} does not match its "
                 f"signature: {error}",
                 self.location(call),
                 "hint: check the call against the function's signature",
@@ -347,13 +381,15 @@ class Classifier:
                 node = next(k.value for k in call.keywords if k.arg == marker[1])
             else:
                 continue
-            if isinstance(node, gast.Name):
+            if isinstance(node, gast.Name) and (covered is None or position in covered):
                 inputs.append((position, node.id))
         return Operation(statement, USER_CALL, targets, inputs, callee=callee,
-                         reads=_names(call))
+                         reads=_names(call), parameters=tuple(parameter_names))
 
 
 UNSUPPORTED = "unsupported"
+# The stop kind of an explicit `no_derivative(x)`.
+EXPLICIT = "explicit"
 _UNRESOLVED = object()
 
 _OPERATOR_SYMBOLS = {

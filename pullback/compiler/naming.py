@@ -145,6 +145,8 @@ def _describe(node) -> str:
         return "packed"
     if isinstance(node, gast.List):
         return "items"
+    if isinstance(node, gast.Lambda):
+        return "function"
     return "value"
 
 
@@ -153,7 +155,9 @@ def _fallback(node) -> str:
         return _OPERATOR_NOUNS.get(type(node.op).__name__, "value")
     if isinstance(node, gast.Call):
         callee = node.func
-        return callee.attr if isinstance(callee, gast.Attribute) else "call"
+        if isinstance(callee, gast.Attribute):
+            return callee.attr
+        return callee.id if isinstance(callee, gast.Name) else "call"
     return "value"
 
 

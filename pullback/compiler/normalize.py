@@ -160,6 +160,8 @@ class _Normalizer:
             return self.boolean(node, env, out)
         if isinstance(node, gast.JoinedStr):
             return self.rename_only(node, env)
+        if isinstance(node, gast.Lambda):
+            return self.lambda_value(node, env)
         raise InternalError(
             f"normalize met {type(node).__name__} at line "
             f"{getattr(node, 'lineno', '?')}, which check should have rejected"
@@ -218,6 +220,13 @@ class _Normalizer:
                 return name
 
         return Rename().visit(node)
+
+    def lambda_value(self, node, env: dict):
+        """Keep a lambda as a value, its free names read as they are now."""
+        params = {a.id for a in node.args.posonlyargs + node.args.args
+                  + node.args.kwonlyargs}
+        visible = {key: value for key, value in env.items() if key not in params}
+        return self.rename_only(node, visible)
 
     def conditional(self, test, body, orelse, env: dict, out: list):
         """Turn `body if test else orelse` into an if statement."""

@@ -92,6 +92,10 @@ def _reads(node) -> set[str]:
     }
 
 
+# Runtime helpers that run user code: hooks, recomputation, called VJPs.
+_EFFECTFUL_HELPERS = {"apply_hook", "recompute", "vjp_of"}
+
+
 def _is_pure(value) -> bool:
     """Whether evaluating `value` has no effect besides its result."""
     for node in gast.walk(value):
@@ -99,7 +103,7 @@ def _is_pure(value) -> bool:
             func = node.func
             # Calls to the runtime and to NumPy are pure; pullbacks of called
             # functions and user hooks may have effects and are kept.
-            if not isinstance(func, gast.Attribute):
+            if not isinstance(func, gast.Attribute) or func.attr in _EFFECTFUL_HELPERS:
                 return False
     return True
 

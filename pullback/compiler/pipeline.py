@@ -19,6 +19,7 @@ from pullback.compiler.normalize import normalize_function
 from pullback.compiler.parse import ParsedFunction, parse_function, unwrap_function
 from pullback.compiler.reverse import Aliases, ReverseBuilder, name
 from pullback.errors import WrtError
+from pullback.runtime import registry
 
 
 @dataclasses.dataclass
@@ -41,6 +42,9 @@ _lock = threading.RLock()
 
 
 def parameter_names(function) -> tuple[str, ...]:
+    record = registry.custom_derivative(getattr(function, "__func__", function))
+    if record is not None:
+        return record.param_names
     function = unwrap_function(function)
     code = function.__code__
     count = code.co_argcount + code.co_kwonlyargcount
@@ -83,6 +87,9 @@ def resolve_wrt(function, wrt) -> tuple[str, ...]:
 
 def compile_vjp(function, wrt=None) -> CompiledVJP:
     """Compile (or fetch from the cache) the VJP of `function` for `wrt`."""
+    record = registry.custom_derivative(getattr(function, "__func__", function))
+    if record is not None:
+        return _registered(record, resolve_wrt(function, wrt))
     function = unwrap_function(function)
     wrt_names = resolve_wrt(function, wrt)
     key = (function, wrt_names)
@@ -92,6 +99,23 @@ def compile_vjp(function, wrt=None) -> CompiledVJP:
             compiled = _compile(function, wrt_names)
             _cache[key] = compiled
         return compiled
+
+
+def _registered(record, wrt: tuple[str, ...]) -> CompiledVJP:
+    """Wrap a registered derivative in the compiled-VJP interface."""
+    source = (
+        f"# {record.name} has a registered derivative ({record.site}); "
+        "pullback calls it instead of generating code.\n"
+    )
+    covered = [record.param_names[i] for i in record.wrt]
+    stops = {
+        name: f"{record.name} has no derivative with respect to {name!r}: its "
+        f"registered derivative ({record.site}) covers {', '.join(covered)}."
+        for name in wrt
+        if name not in covered
+    }
+    return CompiledVJP(record.function, record.param_names, wrt,
+                       record.vjp_for(wrt), source, record.site, stops)
 
 
 def clear_cache() -> None:

@@ -15,6 +15,7 @@ import gast
 from pullback.compiler import rules
 from pullback.compiler.activity import Activity
 from pullback.compiler.classify import (
+    CHECKPOINT,
     COPY,
     PACK,
     RULE,
@@ -102,20 +103,42 @@ class ReverseBuilder:
                 continue
             if item.kind == USER_CALL and self.is_active_operation(item):
                 out.append(self.forward_user_call(item))
+            elif item.kind == CHECKPOINT and self.is_active_operation(item):
+                out.extend(self.forward_checkpoint(item))
             else:
                 out.append(item.statement)
         return out
 
+    def active_parameters(self, operation: Operation) -> list[int]:
+        """Positions of the callee's parameters that receive an active argument."""
+        return sorted({position for position, variable in operation.inputs
+                       if self.activity.is_active(variable)})
+
+    def wrt_names(self, operation: Operation):
+        names = [operation.parameters[p] for p in self.active_parameters(operation)]
+        return [gast.Constant(value=n, kind=None) for n in names]
+
     def forward_user_call(self, operation: Operation):
+        """`y, y_pullback = rt.vjp_of(f, "x")(x, w)` in place of `y = f(x, w)`."""
         target = operation.targets[0]
         pullback = self.namer.fresh(f"{target}_pullback")
         self.pullback_names[id(operation)] = pullback
         call = operation.statement.value
-        runtime_call = _runtime_call(self.aliases, "call_vjp", call.func, *call.args)
-        runtime_call.keywords = call.keywords
+        vjp = _runtime_call(self.aliases, "vjp_of", call.func, *self.wrt_names(operation))
+        vjp_call = gast.Call(func=vjp, args=call.args, keywords=call.keywords)
         targets = gast.Tuple(elts=[name(target, True), name(pullback, True)],
                              ctx=gast.Store())
-        return gast.Assign(targets=[targets], value=runtime_call)
+        return gast.Assign(targets=[targets], value=vjp_call)
+
+    def forward_checkpoint(self, operation: Operation) -> list:
+        """Call the function plainly, noting only its Generators' states."""
+        target = operation.targets[0]
+        states = self.namer.fresh(f"{target}_rng_states")
+        self.pullback_names[id(operation)] = states
+        call = operation.statement.value
+        record = _runtime_call(self.aliases, "generator_states", *call.args)
+        record.keywords = call.keywords
+        return [_assign(states, record), operation.statement]
 
     def is_active_operation(self, operation: Operation) -> bool:
         return any(self.activity.is_active(t) for t in operation.targets) and any(
@@ -203,7 +226,20 @@ class ReverseBuilder:
         elif kind == SUBSCRIPT:
             self.reverse_subscript(operation, active_inputs, defined, out)
         elif kind == USER_CALL:
-            self.reverse_user_call(operation, active_inputs, defined, out)
+            pullback = self.pullback_names[id(operation)]
+            self.reverse_user_call(operation, pullback, active_inputs, defined, out)
+        elif kind == CHECKPOINT:
+            call = operation.statement.value
+            pullback = self.namer.fresh(f"{operation.targets[0]}_pullback")
+            states = self.pullback_names[id(operation)]
+            wrt = gast.Tuple(elts=self.wrt_names(operation), ctx=gast.Load())
+            recompute = _runtime_call(self.aliases, "recompute", call.func, wrt,
+                                      name(states), name(operation.targets[0]),
+                                      *call.args)
+            recompute.keywords = call.keywords
+            out.append(comment(f"recompute {_source(call)} for its pullback"))
+            out.append(_assign(pullback, recompute))
+            self.reverse_user_call(operation, pullback, active_inputs, defined, out)
         else:
             raise InternalError(f"no adjoint for active {kind} operation at line "
                                 f"{operation.lineno}")
@@ -260,23 +296,22 @@ class ReverseBuilder:
                 name(self.namer.cotangent(target)), name(variable), index_expression)
             self.accumulate(variable, contribution, False, defined, out)
 
-    def reverse_user_call(self, operation, active_inputs, defined, out) -> None:
+    def reverse_user_call(self, operation, pullback, active_inputs, defined, out) -> None:
         target = operation.targets[0]
-        pullback = self.pullback_names[id(operation)]
-        count = _parameter_count(operation.callee)
-        names = [None] * count
+        positions = self.active_parameters(operation)
+        names = [None] * len(positions)
         followups = []
         for position, variable in active_inputs:
-            if names[position] is None and variable not in defined:
-                names[position] = self.namer.cotangent(variable)
+            slot = positions.index(position)
+            if variable not in defined:
+                names[slot] = self.namer.cotangent(variable)
                 defined[variable] = False
             else:
-                piece = names[position] or self.namer.fresh(
+                piece = self.namer.fresh(
                     f"{variable}_bar_from_{_callee_word(operation.callee)}")
-                names[position] = piece
+                names[slot] = piece
                 followups.append((variable, piece))
-        unused = self.namer.fresh("_unused") if None in names else None
-        elements = [name(n or unused, True) for n in names]
+        elements = [name(n, True) for n in names]
         call = gast.Call(func=name(pullback),
                          args=[name(self.namer.cotangent(target))], keywords=[])
         targets = gast.Tuple(elts=elements, ctx=gast.Store())
@@ -344,11 +379,10 @@ def _flatten(block):
             yield item
 
 
-def _parameter_count(callee) -> int:
-    import inspect
+def _source(node) -> str:
+    import ast
 
-    function = getattr(callee, "__func__", callee)
-    return len(inspect.signature(function).parameters)
+    return ast.unparse(gast.gast_to_ast(node))
 
 
 def _callee_word(callee) -> str:

@@ -1,7 +1,9 @@
-"""Array helpers that generated adjoint code calls.
+"""Array helpers that generated adjoint code calls: broadcasting, reductions
+and elementwise selections.
 
-Each helper has a fast path for the common case in which it is the identity,
-because generated code calls them on every backward pass.
+Each helper has a fast path for the common case, because generated code calls
+them on every backward pass. Every helper returns a cotangent with the shape
+of the primal it is for and, when that primal is floating, its dtype.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import numpy as np
 def _shape(value) -> tuple:
     shape = getattr(value, "shape", None)
     if shape is None:
-        return ()
+        return np.shape(value) if isinstance(value, list | tuple) else ()
     return shape
 
 
-def _cast_like(cotangent, primal):
-    """Give `cotangent` the floating dtype of `primal` (float32 stays float32)."""
+def cast_like(cotangent, primal):
+    """Give `cotangent` the floating dtype of `primal` (float32 stays float32).
+
+    Python numbers and non-floating primals leave the cotangent unchanged.
+    """
     dtype = getattr(primal, "dtype", None)
     if dtype is None or not np.issubdtype(dtype, np.inexact):
         return cotangent
@@ -26,6 +31,10 @@ def _cast_like(cotangent, primal):
     if isinstance(cotangent, np.ndarray):
         return cotangent.astype(dtype, copy=False)
     return dtype.type(cotangent)
+
+
+# The name existing callers use.
+_cast_like = cast_like
 
 
 def unbroadcast(cotangent, primal):
@@ -49,10 +58,11 @@ def unbroadcast(cotangent, primal):
             cotangent = np.sum(cotangent, axis=stretched, keepdims=True)
         if not isinstance(primal, np.ndarray) and isinstance(cotangent, np.ndarray):
             cotangent = cotangent[()]
-    return _cast_like(cotangent, primal)
+    return cast_like(cotangent, primal)
 
 
-def _normalize_axes(axis, ndim: int) -> tuple:
+def normalize_axes(axis, ndim: int) -> tuple:
+    """Return `axis` (None, an int or a sequence) as a tuple of axes in [0, ndim)."""
     if axis is None:
         return tuple(range(ndim))
     if isinstance(axis, int | np.integer):
@@ -62,18 +72,23 @@ def _normalize_axes(axis, ndim: int) -> tuple:
 
 def expand_reduced(cotangent, primal, axis, keepdims: bool):
     """Reinsert the axes a reduction removed, so `cotangent` broadcasts on `primal`."""
-    if keepdims or axis is None:
+    if keepdims:
         return cotangent
-    shape = _shape(primal)
-    axes = _normalize_axes(axis, len(shape))
-    return np.expand_dims(cotangent, axes)
+    ndim = len(_shape(primal))
+    if axis is None:
+        # A full reduction returns a scalar, which broadcasts as it is.
+        return cotangent
+    return np.expand_dims(cotangent, normalize_axes(axis, ndim))
 
 
 def unreduce(cotangent, primal, axis=None, keepdims=False):
-    """Spread the cotangent of a sum over `axis` back to `primal`'s shape."""
+    """Spread the cotangent of a sum over `axis` back to `primal`'s shape.
+
+    The result is a read-only broadcast view when no cast is needed.
+    """
     expanded = expand_reduced(cotangent, primal, axis, keepdims)
     spread = np.broadcast_to(expanded, _shape(primal))
-    return _cast_like(spread, primal)
+    return cast_like(spread, primal)
 
 
 def reduced_count(primal, axis=None) -> int:
@@ -82,50 +97,124 @@ def reduced_count(primal, axis=None) -> int:
     if axis is None:
         return int(np.prod(shape, dtype=np.int64))
     count = 1
-    for a in _normalize_axes(axis, len(shape)):
+    for a in normalize_axes(axis, len(shape)):
         count *= shape[a]
     return count
 
 
 def extremum_adjoint(cotangent, result, primal, axis=None, keepdims=False):
-    """Adjoint of max or min reductions: ties share the cotangent equally."""
+    """Adjoint of a max or min reduction: tied extremes share the cotangent equally."""
+    primal = np.asarray(primal)
     expanded_result = expand_reduced(result, primal, axis, keepdims)
     expanded_cotangent = expand_reduced(cotangent, primal, axis, keepdims)
     mask = primal == expanded_result
-    ties = np.sum(mask, axis=axis, keepdims=True)
-    return _cast_like(mask * (expanded_cotangent / ties), primal)
+    dtype = primal.dtype if np.issubdtype(primal.dtype, np.inexact) else np.float64
+    ties = np.sum(mask, axis=axis, keepdims=True, dtype=dtype)
+    return cast_like(mask * (expanded_cotangent / ties), primal)
 
 
-def matmul_adjoint_lhs(cotangent, a, b):
-    """Cotangent of `a` in `a @ b`, for 1-D and stacked operands too."""
-    a_ndim = np.ndim(a)
-    b_ndim = np.ndim(b)
-    if a_ndim == 2 and b_ndim == 2:
-        return _cast_like(cotangent @ b.T, a)
-    if b_ndim == 1:
-        if a_ndim == 1:
-            return _cast_like(cotangent * b, a)
-        return unbroadcast(np.expand_dims(cotangent, -1) * b, a)
-    if a_ndim == 1:
-        grad = (b @ np.expand_dims(cotangent, -1))[..., 0]
-        if grad.ndim > 1:
-            grad = grad.reshape(-1, a.shape[0]).sum(axis=0)
-        return _cast_like(grad, a)
-    return unbroadcast(cotangent @ np.swapaxes(b, -1, -2), a)
+def _product_of_others(primal: np.ndarray, axis) -> np.ndarray:
+    """For each element, the product of the other elements it is reduced with.
+
+    Exclusive prefix and suffix products avoid dividing by zero.
+    """
+    axes = normalize_axes(axis, primal.ndim)
+    if not axes:
+        return np.ones_like(primal)
+    kept = primal.ndim - len(axes)
+    moved = np.moveaxis(primal, axes, range(kept, primal.ndim))
+    flat = moved.reshape(moved.shape[:kept] + (-1,))
+    ones = np.ones(flat.shape[:-1] + (1,), dtype=flat.dtype)
+    before = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+    after = np.flip(
+        np.cumprod(np.concatenate([ones, np.flip(flat[..., 1:], -1)], axis=-1), -1), -1
+    )
+    others = (before * after).reshape(moved.shape)
+    return np.moveaxis(others, range(kept, primal.ndim), axes)
 
 
-def matmul_adjoint_rhs(cotangent, a, b):
-    """Cotangent of `b` in `a @ b`, for 1-D and stacked operands too."""
-    a_ndim = np.ndim(a)
-    b_ndim = np.ndim(b)
-    if a_ndim == 2 and b_ndim == 2:
-        return _cast_like(a.T @ cotangent, b)
-    if a_ndim == 1:
-        if b_ndim == 1:
-            return _cast_like(cotangent * a, b)
-        return unbroadcast(np.expand_dims(a, -1) * np.expand_dims(cotangent, -2), b)
-    if b_ndim == 1:
-        grad = np.swapaxes(a, -1, -2) @ np.expand_dims(cotangent, -1)
-        grad = grad[..., 0].reshape(-1, b.shape[0]).sum(axis=0)
-        return _cast_like(grad, b)
-    return unbroadcast(np.swapaxes(a, -1, -2) @ cotangent, b)
+def prod_adjoint(cotangent, result, primal, axis=None, keepdims=False):
+    """Adjoint of a product reduction; zeros in `primal` are handled exactly."""
+    primal = np.asarray(primal)
+    expanded_cotangent = expand_reduced(cotangent, primal, axis, keepdims)
+    if np.all(primal):
+        expanded_result = expand_reduced(result, primal, axis, keepdims)
+        return cast_like(expanded_cotangent * expanded_result / primal, primal)
+    return cast_like(expanded_cotangent * _product_of_others(primal, axis), primal)
+
+
+def var_adjoint(cotangent, primal, axis=None, ddof=0, keepdims=False):
+    """Adjoint of a variance over `axis` with `ddof` delta degrees of freedom.
+
+    The adjoint of `std` is this one applied to `cotangent / (2 * std)`.
+    """
+    primal = np.asarray(primal)
+    mean = np.mean(primal, axis=axis, keepdims=True)
+    scale = 2.0 / (reduced_count(primal, axis) - ddof)
+    expanded_cotangent = expand_reduced(cotangent, primal, axis, keepdims)
+    return cast_like(scale * expanded_cotangent * (primal - mean), primal)
+
+
+def cumsum_adjoint(cotangent, primal, axis=None):
+    """Adjoint of `cumsum`: a cumulative sum from the end of `axis`."""
+    if axis is None:
+        summed = np.cumsum(cotangent.ravel()[::-1])[::-1]
+        return cast_like(summed.reshape(_shape(primal)), primal)
+    summed = np.flip(np.cumsum(np.flip(cotangent, axis), axis), axis)
+    return cast_like(summed, primal)
+
+
+def maximum_share(cotangent, a, b, ignore_nan=False):
+    """Cotangent share of `a` in `maximum(a, b)`, at the broadcast shape.
+
+    `a` gets all of the cotangent where it is larger and half where the two
+    are equal. With `ignore_nan` (`fmax`), `a` also wins where only `b` is NaN.
+    """
+    wins = a > b
+    if ignore_nan:
+        wins = wins | (np.isnan(b) & ~np.isnan(a))
+    share = cotangent * wins
+    ties = a == b
+    if np.any(ties):
+        share = share + (0.5 * cotangent) * ties
+    return share
+
+
+def minimum_share(cotangent, a, b, ignore_nan=False):
+    """Cotangent share of `a` in `minimum(a, b)`; see `maximum_share`."""
+    wins = a < b
+    if ignore_nan:
+        wins = wins | (np.isnan(b) & ~np.isnan(a))
+    share = cotangent * wins
+    ties = a == b
+    if np.any(ties):
+        share = share + (0.5 * cotangent) * ties
+    return share
+
+
+def sinc_derivative(x, result):
+    """Derivative of `np.sinc` at `x`, given `result = np.sinc(x)`; 0 at x = 0."""
+    x = np.asarray(x)
+    zero = x == 0
+    if not np.any(zero):
+        return (np.cos(np.pi * x) - result) / x
+    safe = np.where(zero, 1, x)
+    return np.where(zero, 0, (np.cos(np.pi * x) - result) / safe)
+
+
+def linspace_adjoint(cotangent, num=50, endpoint=True, axis=0, end=False):
+    """Adjoint of `np.linspace` for `start` (end=False) or `stop` (end=True).
+
+    Sample i is `start + (stop - start) * i / div`, so it depends on `stop`
+    with weight `i / div` and on `start` with the rest.
+    """
+    cotangent = np.asarray(cotangent)
+    div = num - 1 if endpoint else num
+    weights = np.arange(num) / div if div > 0 else np.zeros(num)
+    if np.issubdtype(cotangent.dtype, np.inexact):
+        weights = weights.astype(cotangent.dtype)
+    if not end:
+        weights = 1 - weights
+    shape = [1] * cotangent.ndim
+    shape[axis] = num
+    return np.sum(cotangent * weights.reshape(shape), axis=axis)

@@ -1,67 +1,81 @@
 """Dispatch from a called function to its VJP.
 
-Generated code calls another user function through `call_vjp`, so the VJP is
-looked up when the call runs: a custom derivative registered after the caller
-was compiled still takes effect. The runtime never compiles: the API installs a
-compiler hook that builds the VJP of a plain Python function on first use.
+Generated code reaches another function's VJP through `vjp_of`, when the call
+runs, so a derivative registered after the caller was compiled still takes
+effect. The runtime never compiles: the API installs a compiler hook that
+builds the VJP of a plain Python function on first use.
+
+Every VJP found here follows one convention: `vjp(*args, **kwargs)` returns
+`(value, pullback)`, and `pullback(cotangent)` returns a tuple with one
+cotangent for each name in `wrt`, in that order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-# Compiled VJPs of plain Python functions, all parameters differentiated.
-_compiled: dict[object, Callable] = {}
+from pullback.errors import PullbackError
 
-# Custom VJPs registered by `derivative_of`, which win over compiled ones.
-_custom: dict[object, Callable] = {}
+# Compiled VJPs of plain Python functions, by (function, wrt names).
+_compiled: dict[tuple, Callable] = {}
+
+# Custom derivatives registered by `derivative_of`, which win over compiled
+# VJPs. Values are `CustomDerivative` records.
+_custom: dict[object, object] = {}
+
+# Bumped by every registration, so callers compiled before it recompile.
+generation = 0
 
 _compiler_hook: Callable | None = None
 
 
 def set_compiler_hook(hook: Callable) -> None:
-    """Install the function that compiles a VJP for a plain Python function."""
+    """Install `hook(function, wrt) -> vjp`, which compiles plain functions."""
     global _compiler_hook
     _compiler_hook = hook
 
 
-def register_compiled(function, vjp: Callable) -> None:
-    _compiled[function] = vjp
-
-
-def register_custom(function, vjp: Callable) -> None:
-    _custom[function] = vjp
+def register_custom(function, record) -> None:
+    global generation
+    _custom[function] = record
+    _compiled.clear()
+    generation += 1
 
 
 def unregister_custom(function) -> None:
-    _custom.pop(function, None)
+    global generation
+    if _custom.pop(function, None) is not None:
+        _compiled.clear()
+        generation += 1
 
 
-def custom_vjp(function):
-    return _custom.get(function)
+def custom_derivative(function):
+    """Return the `CustomDerivative` registered for `function`, or None."""
+    try:
+        return _custom.get(function)
+    except TypeError:  # Unhashable callables cannot be registered.
+        return None
 
 
-def lookup_vjp(function) -> Callable:
-    """Return the VJP of `function`: custom first, then compiled, then compile."""
-    vjp = _custom.get(function)
+def vjp_of(function, *wrt: str) -> Callable:
+    """Return the VJP of `function` with respect to the parameters `wrt`."""
+    key = (function, wrt)
+    vjp = _compiled.get(key)
     if vjp is not None:
         return vjp
-    vjp = _compiled.get(function)
-    if vjp is not None:
-        return vjp
-    if _compiler_hook is None:
-        from pullback.errors import PullbackError
-
+    record = custom_derivative(function)
+    if record is not None:
+        vjp = record.vjp_for(wrt)
+    elif hasattr(function, "__func__") and custom_derivative(function.__func__):
+        # A bound method whose class registered the derivative.
+        vjp = custom_derivative(function.__func__).bound_vjp_for(function.__self__, wrt)
+    elif _compiler_hook is None:
         raise PullbackError(
             f"no VJP is available for {function!r} and no compiler is installed; "
             "import pullback (not only pullback.runtime) before running "
             "generated code"
         )
-    vjp = _compiler_hook(function)
-    _compiled[function] = vjp
+    else:
+        vjp = _compiler_hook(function, wrt)
+    _compiled[key] = vjp
     return vjp
-
-
-def call_vjp(function, *args, **kwargs):
-    """Call `function`'s VJP: return its value and its pullback."""
-    return lookup_vjp(function)(*args, **kwargs)

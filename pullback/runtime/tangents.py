@@ -16,7 +16,7 @@ import numpy as np
 def is_differentiable_value(value) -> bool:
     """Return whether `value` has a tangent space (floating or complex)."""
     if isinstance(value, np.ndarray | np.generic):
-        return np.issubdtype(value.dtype, np.inexact)
+        return value.dtype.kind in "fc"
     if isinstance(value, bool):
         return False
     if isinstance(value, float | complex):

@@ -3,7 +3,7 @@
 Importing this package fills the tables in `core`.
 """
 
-from pullback.compiler.rules import builtins, math, numpy, operators  # noqa: F401
+from pullback.compiler.rules import builtins, markers, math, numpy, operators  # noqa: F401
 from pullback.compiler.rules.core import (
     ATTRIBUTE_RULES,
     CONSTANT,

@@ -10,7 +10,13 @@ emits. It may use these names:
   call omits them, to the parameter's default;
 - `np` and `math`: the NumPy and math modules;
 - `rt`: the runtime package `pullback.runtime`, for helpers such as
-  `rt.unreduce`.
+  `rt.unreduce`;
+- `index`, in the template of a `*name` parameter only: the position of one
+  extra positional argument in that tuple. Such a template returns the
+  cotangent of that one argument, as `np.einsum`'s `*operands` does.
+
+A parameter that takes a sequence of arrays (`np.concatenate`'s `arrays`)
+gets a sequence of the same type, one cotangent per element.
 
 For example, `ufunc(np.sin, x="g * np.cos(x)")` emits
 `x_bar = y_bar * np.cos(x)` for `y = np.sin(x)`.
@@ -108,6 +114,9 @@ def _source(node) -> str:
     return ast.unparse(gast.gast_to_ast(node))
 
 
+TEMPLATE_GLOBALS = frozenset({"g", "ans", "np", "math", "rt"})
+
+
 def _check_templates(name: str, params: tuple[Param, ...], adjoints: dict) -> None:
     names = {param.name for param in params}
     unknown = set(adjoints) - names
@@ -116,8 +125,19 @@ def _check_templates(name: str, params: tuple[Param, ...], adjoints: dict) -> No
             f"rule {name} has templates for {sorted(unknown)}, "
             f"which are not among its parameters {sorted(names)}"
         )
-    for template in adjoints.values():
-        parse_template(template)
+    variadic = {param.name for param in params if param.variadic}
+    for param_name, template in adjoints.items():
+        # Any other name would be looked up in the user's module when the
+        # generated code runs.
+        allowed = names | TEMPLATE_GLOBALS
+        if param_name in variadic:
+            allowed = allowed | {"index"}
+        stray = template_names(template) - allowed
+        if stray:
+            raise InternalError(
+                f"rule {name}: the template for {param_name} reads {sorted(stray)}, "
+                f"which are neither parameters nor among {sorted(TEMPLATE_GLOBALS)}"
+            )
 
 
 def _qualified_name(function) -> str:
@@ -174,20 +194,34 @@ def ufunc(function, **adjoints: str) -> Rule:
     )
 
 
-def operator(op_name: str, signature: str, **adjoints: str) -> Rule:
-    """Register a Python operator by its gast class name ("Add", "USub")."""
+def operator(
+    op_name: str, signature: str, *, broadcasting: bool | None = None, **adjoints: str
+) -> Rule:
+    """Register a Python operator by its gast class name ("Add", "USub").
+
+    Binary operators broadcast unless `broadcasting=False` says their
+    templates already return each operand's shape.
+    """
     params = parse_signature(signature)
     _check_templates(op_name, params, adjoints)
-    rule = Rule(f"operator {op_name}", params, adjoints, broadcasting=len(params) > 1)
+    if broadcasting is None:
+        broadcasting = len(params) > 1
+    rule = Rule(f"operator {op_name}", params, adjoints, broadcasting=broadcasting)
     OPERATOR_RULES[op_name] = rule
     return rule
 
 
-def method(name: str, signature: str, **adjoints: str) -> Rule:
+def method(name: str, signature: str, *, broadcasting: bool = False, **adjoints: str) -> Rule:
     """Register an array method; the signature starts with `self`."""
     params = parse_signature(signature)
     _check_templates(f"ndarray.{name}", params, adjoints)
-    rule = Rule(f"ndarray.{name}", params, adjoints, rejected_keywords=frozenset({"out"}))
+    rule = Rule(
+        f"ndarray.{name}",
+        params,
+        adjoints,
+        broadcasting=broadcasting,
+        rejected_keywords=frozenset({"out"}),
+    )
     METHOD_RULES[name] = rule
     return rule
 
@@ -195,6 +229,7 @@ def method(name: str, signature: str, **adjoints: str) -> Rule:
 def attribute(name: str, **adjoints: str) -> Rule:
     """Register an array attribute such as `.T`; its one parameter is `self`."""
     params = parse_signature("self")
+    _check_templates(f"ndarray.{name}", params, adjoints)
     rule = Rule(f"ndarray.{name}", params, adjoints)
     ATTRIBUTE_RULES[name] = rule
     return rule

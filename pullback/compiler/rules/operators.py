@@ -12,7 +12,9 @@ operator("Mult",    "x, y", x="g * y",             y="g * x")
 operator("Div",     "x, y", x="g / y",             y="-g * ans / y")
 operator("Pow",     "x, y", x="g * y * x ** (y - 1)", y="g * ans * np.log(x)")
 operator("Mod",     "x, y", x="g",                 y="-g * np.floor_divide(x, y)")
-operator("MatMult", "x, y", x="rt.matmul_adjoint_lhs(g, x, y)",
+# The matmul helpers unbroadcast stacked operands themselves.
+operator("MatMult", "x, y", broadcasting=False,
+                            x="rt.matmul_adjoint_lhs(g, x, y)",
                             y="rt.matmul_adjoint_rhs(g, x, y)")
 operator("USub",    "x",    x="-g")
 operator("UAdd",    "x",    x="g")

@@ -1,0 +1,104 @@
+"""Derivative stops, derivative surgery and recomputation, as user-facing calls.
+
+Each is an ordinary function when called outside differentiated code; the
+compiler recognizes calls to them and emits the matching adjoint.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+
+import numpy as np
+
+# Attribute set on functions decorated with @no_derivative.
+NO_DERIVATIVE_ATTRIBUTE = "__pullback_no_derivative__"
+
+
+def no_derivative(x):
+    """Return `x`; no derivative flows back through the result.
+
+    Used as a decorator, `@no_derivative` marks a function whose results have
+    no derivative with respect to its inputs (index computations, samplers,
+    logging)::
+
+        y = no_derivative(np.cos(x))   # y is a constant for the pullback
+
+        @no_derivative
+        def sample_index(logits): ...
+    """
+    if isinstance(x, types.FunctionType):
+        setattr(x, NO_DERIVATIVE_ATTRIBUTE, True)
+    return x
+
+
+def is_no_derivative_function(function) -> bool:
+    return getattr(function, NO_DERIVATIVE_ATTRIBUTE, False) is True
+
+
+def with_derivative(x, hook):
+    """Return `x`; in the pullback, `hook(cotangent)` runs for this use of `x`.
+
+    The hook receives the cotangent flowing back through this use and may
+    return a replacement. A hook that returns None only observes, though it
+    may change an array cotangent in place. Hooks run in the reverse order of
+    the forward pass, and each sees only the cotangent of its own use::
+
+        y = with_derivative(np.sin(x), lambda g: print("sin", g))
+    """
+    if not callable(hook):
+        raise TypeError(f"with_derivative needs a callable hook, got {hook!r}")
+    return x
+
+
+def apply_hook(hook, cotangent):
+    """Run a `with_derivative` hook on its own copy of an array cotangent.
+
+    Cotangents of the operands of `a + b` are one array object, so a hook
+    that mutates its argument in place gets a private copy: it must not
+    change the cotangent another use sees.
+    """
+    if isinstance(cotangent, np.ndarray):
+        cotangent = cotangent.copy()
+    replacement = hook(cotangent)
+    return cotangent if replacement is None else replacement
+
+
+# Attribute naming the function a checkpointed wrapper recomputes.
+CHECKPOINTED_ATTRIBUTE = "__pullback_checkpointed__"
+
+
+def checkpointed(function):
+    """Mark `function` so differentiated callers recompute it in the pullback.
+
+    A compiled caller keeps only the inputs of a checkpointed call and runs
+    the function's VJP again when the pullback runs, trading compute for
+    memory. The function must be pure: it runs twice, so printing or other
+    effects happen twice. Random draws from a NumPy `Generator` passed as an
+    argument are replayed exactly.
+    """
+    if getattr(function, CHECKPOINTED_ATTRIBUTE, None) is not None:
+        return function
+
+    @functools.wraps(function)
+    def checkpointed_function(*args, **kwargs):
+        return function(*args, **kwargs)
+
+    setattr(checkpointed_function, CHECKPOINTED_ATTRIBUTE, function)
+    return checkpointed_function
+
+
+def checkpointed_target(function):
+    """Return the function a checkpointed wrapper recomputes, or None."""
+    return getattr(function, CHECKPOINTED_ATTRIBUTE, None)
+
+
+def generator_states(*args, **kwargs):
+    """Return the bit-generator states of NumPy Generators among the arguments."""
+    states = None
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, np.random.Generator):
+            if states is None:
+                states = []
+            states.append((value, value.bit_generator.state))
+    return states
