@@ -11,7 +11,6 @@ import numpy as np
 
 from pullback import runtime
 from pullback.compiler import CompiledVJP, compile_vjp
-from pullback.compiler.parse import unwrap_function
 from pullback.compiler.pipeline import clear_cache
 from pullback.errors import (
     CotangentError,
@@ -151,12 +150,16 @@ def _finish_cotangent(cotangent, primal):
     return cotangent
 
 
-def _format(compiled: CompiledVJP, cotangents: tuple, values: dict):
-    finished = tuple(
-        _finish_cotangent(cotangent, values.get(param))
-        for param, cotangent in zip(compiled.wrt, cotangents, strict=True)
-    )
-    return finished[0] if len(finished) == 1 else finished
+def _format(compiled: CompiledVJP, cotangents: tuple, args: tuple, kwargs: dict):
+    """Return the gradient for the caller: bare for one parameter, else a tuple."""
+    if not kwargs and len(args) == len(compiled.params):
+        primals = [args[position] for position in compiled.wrt_positions]
+    else:
+        values = _argument_values(compiled, args, kwargs)
+        primals = [values.get(param) for param in compiled.wrt]
+    if len(primals) == 1:
+        return _finish_cotangent(cotangents[0], primals[0])
+    return tuple(map(_finish_cotangent, cotangents, primals))
 
 
 def _describe(value) -> str:
@@ -217,14 +220,16 @@ def value_and_gradient(f: Callable, wrt: Wrt = None) -> Callable:
     """
     cached = _Compiled(f, wrt)
 
-    @functools.wraps(unwrap_function(f))
+    @functools.wraps(f)
     def value_and_gradient_of_f(*args, **kwargs):
         compiled = cached.get()
         value, pullback_of_f = compiled.vjp(*args, **kwargs)
-        seed = _scalar_seed(compiled.function, value)
-        values = _argument_values(compiled, args, kwargs)
-        _warn_zero_derivatives(compiled, values)
-        return value, _format(compiled, pullback_of_f(seed), values)
+        seed = _SEEDS.get(type(value))
+        if seed is None:
+            seed = _scalar_seed(compiled.function, value)
+        if compiled.zero_derivatives:
+            _warn_zero_derivatives(compiled, _argument_values(compiled, args, kwargs))
+        return value, _format(compiled, pullback_of_f(seed), args, kwargs)
 
     return value_and_gradient_of_f
 
@@ -238,7 +243,7 @@ def gradient(f: Callable, wrt: Wrt = None) -> Callable:
     """
     evaluate = value_and_gradient(f, wrt)
 
-    @functools.wraps(unwrap_function(f))
+    @functools.wraps(f)
     def gradient_of_f(*args, **kwargs):
         return evaluate(*args, **kwargs)[1]
 
@@ -284,12 +289,12 @@ def value_and_pullback(f: Callable, *args, wrt: Wrt = None, **kwargs):
     """
     compiled = compile_vjp(f, wrt)
     value, pullback_of_f = compiled.vjp(*args, **kwargs)
-    values = _argument_values(compiled, args, kwargs)
-    _warn_zero_derivatives(compiled, values)
+    if compiled.zero_derivatives:
+        _warn_zero_derivatives(compiled, _argument_values(compiled, args, kwargs))
 
     def pullback_at_args(cotangent):
         checked = _check_cotangent(compiled.function, cotangent, value)
-        return _format(compiled, pullback_of_f(checked), values)
+        return _format(compiled, pullback_of_f(checked), args, kwargs)
 
     return value, pullback_at_args
 

@@ -112,7 +112,9 @@ def main():
     )
 
     report_every = max(1, args.steps // 10)
-    weights, bias = train(train_x, train_y, args.steps, args.learning_rate, report_every)
+    weights, bias = train(
+        train_x, train_y, args.steps, args.learning_rate, report_every
+    )
 
     print(f"training accuracy: {accuracy(weights, bias, train_x, train_y):.4f}")
     held_out = accuracy(weights, bias, test_x, test_y)

@@ -11,7 +11,7 @@ import numpy as np
 
 import pullback
 
-# Step of the central differences; their error is O(STEP**2) in float64.
+# Step of the central differences, whose error is O(STEP**2) in float64.
 STEP = 1e-6
 
 
@@ -48,7 +48,9 @@ def show(function, *args):
     estimates = [central_difference(function, args, i) for i in range(len(args))]
 
     names = list(inspect.signature(function).parameters)
-    arguments = ", ".join(f"{name}={arg!r}" for name, arg in zip(names, args))
+    arguments = ", ".join(
+        f"{name}={arg!r}" for name, arg in zip(names, args, strict=True)
+    )
     print(f"{function.__name__}({arguments}) = {value:.10f}")
     for name, exact, estimate in zip(names, gradients, estimates, strict=True):
         error = abs(exact - estimate)

@@ -67,7 +67,10 @@ def step(value, direction, scale: float):
             step(item, d, scale) for item, d in zip(value, direction, strict=True)
         )
     if isinstance(value, np.ndarray):
-        return (value + scale * direction).astype(value.dtype)
+        # Keep the memory layout: ravel(order="K") and friends depend on it.
+        moved = np.empty_like(value)
+        np.copyto(moved, value + scale * direction, casting="unsafe")
+        return moved
     if isinstance(value, np.generic):
         return value.dtype.type(value + scale * direction)
     return float(value + scale * direction)
@@ -97,8 +100,9 @@ def inner(a, b) -> float:
 def check_structure(cotangent, primal, where: str) -> None:
     """Assert that `cotangent` has `primal`'s structure, shape and floating dtype.
 
-    None is accepted as the symbolic zero; a Python float primal accepts any
-    float64 scalar.
+    None is accepted as the symbolic zero. A Python float is weakly typed, as
+    in NumPy's promotion rules, so its cotangent may be a scalar of any
+    floating dtype: the cotangent of `s` in `s * x32` is float32.
     """
     if cotangent is None or not is_floating(primal):
         return
@@ -117,8 +121,13 @@ def check_structure(cotangent, primal, where: str) -> None:
         f"{where}: cotangent shape {np.shape(cotangent)} != primal shape "
         f"{np.shape(primal)}"
     )
-    expected = np.float64 if isinstance(primal, float) else np.result_type(primal)
     actual = np.result_type(cotangent)
+    if isinstance(primal, float):
+        assert np.issubdtype(actual, np.floating), (
+            f"{where}: cotangent dtype {actual} for a float is not floating"
+        )
+        return
+    expected = np.result_type(primal)
     assert actual == expected, f"{where}: cotangent dtype {actual} != primal dtype {expected}"
 
 

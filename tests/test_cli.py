@@ -44,6 +44,16 @@ SOURCES = {
                 x = x / 2.0
             return x
         """,
+    "decorated.py": """
+        import pullback
+
+
+        @pullback.differentiable
+        def halve(x):
+            while x > 1.0:
+                x = x / 2.0
+            return x
+        """,
     "broken.py": """
         def f(x):
             return x +
@@ -154,19 +164,34 @@ def test_check_reports_while_loop(project):
     assert result.stdout == ""
 
 
-# (arguments, expected exit status, phrase expected on stderr)
+def test_check_reports_decorator_error(project):
+    # @differentiable raises while the file loads, before the function is found.
+    result = run_pullback("check", "decorated.py:halve", cwd=project)
+    assert result.returncode == 1
+    assert result.stderr.startswith("decorated.py:6:5: error: a while loop")
+    assert "Traceback" not in result.stderr
+
+
+# (arguments, phrase expected on stderr)
 ERROR_CASES = {
     "missing file": (["dump", "absent.py:f"], "file not found: absent.py"),
     "missing function": (
         ["dump", "model.py:g"],
         "model.py has no function or attribute 'g'; functions defined there:",
     ),
-    "missing method": (["dump", "model.py:Model.fit"], "has no function or attribute 'fit'"),
+    "missing method": (
+        ["dump", "model.py:Model.fit"],
+        "has no function or attribute 'fit'",
+    ),
     "not a function": (["dump", "model.py:np"], "is a module, not a function"),
-    "target without colon": (["dump", "model.py"], "expected FILE.py:FUNCTION"),
+    "target without colon": (["dump", "model.py"], "expected FILE.py:NAME"),
     "file syntax error": (["dump", "broken.py:f"], "broken.py:2:"),
     "failing import": (["dump", "bad_import.py:f"], "ModuleNotFoundError"),
     "while loop": (["dump", "loop.py:halve"], "loop.py:2:5: error: a while loop"),
+    "decorated while loop": (
+        ["dump", "decorated.py:halve"],
+        "decorated.py:6:5: error:",
+    ),
     "unknown wrt name": (["dump", "model.py:f", "--wrt", "z"], "no parameter 'z'"),
     "empty wrt item": (["dump", "model.py:f", "--wrt", "x,,y"], "invalid --wrt"),
     "check missing file": (["check", "absent.py:f"], "file not found"),

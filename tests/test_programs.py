@@ -7,7 +7,7 @@ import numpy as np
 import programs_numpy_alias
 import programs_numpy_plain
 import pytest
-from gradcheck import check_gradient, check_pullback
+from gradcheck import check_gradient, check_pullback, is_floating
 
 import pullback
 
@@ -64,6 +64,18 @@ def scalar_math(x, y):
 
 def builtin_abs(x):
     return abs(x) * 3.0 + float(x) * 2.0
+
+
+def builtin_max_min(x, y):
+    return max(x, y) * 2.0 + min(x, y)
+
+
+def math_hypot(x, y):
+    return math.hypot(x, y, 2.0) * x
+
+
+def einsum_contraction(a, b):
+    return np.einsum("ij,jk->", a, b) + np.sum(np.einsum("ij,jk->ik", a, b) ** 2)
 
 
 # Broadcasting.
@@ -282,7 +294,7 @@ def and_or(x, y):
 def and_or_with_flag(x, flag):
     first = flag and x
     second = (not flag) or x * 2.0
-    return first * second
+    return first * second + x
 
 
 # Calls to other user functions.
@@ -348,6 +360,118 @@ def single_letter_names(d, g):
     return np.sum(rt * np.cos(d))
 
 
+def parameter_and_its_bar(x, x_bar):
+    return np.sum(x * x_bar + np.sin(x))
+
+
+def temporary_looking_names(x):
+    comparison = x * 2.0
+    x_pow_2 = x**2
+    if np.sum(x) > 0:
+        w = comparison
+    else:
+        w = x_pow_2
+    w_1 = w * 3.0
+    sin_x = np.sin(x)
+    return np.sum(w_1 + x_pow_2 + sin_x)
+
+
+named_like_pullback_pullback = 5.0
+named_like_pullback_vjp = 7.0
+
+
+def named_like_pullback(x):
+    return np.sum(x * named_like_pullback_pullback + named_like_pullback_vjp * x)
+
+
+def local_named_np(x, y):
+    np = 2.0
+    return x**y * np
+
+
+# More tuples, indexes and calls.
+
+
+def swap_parameters(x, y):
+    x, y = y, x
+    return x * 2.0 + y
+
+
+def parallel_assignment(x, y):
+    x, y = y * 2.0, x * 3.0
+    return x * y + x
+
+
+def multiple_targets(x):
+    a = b = x * 2.0
+    return np.sum(a * b + a)
+
+
+def nested_unpacking(x, y, z):
+    (a, b), c = (x, y), z
+    return np.sum(a * b * c)
+
+
+def unpack_array_rows(x):
+    a, b = x
+    return np.sum(a * np.cos(b))
+
+
+def fancy_index_repeats(x):
+    return np.sum(x[[0, 0, 2]] * np.array([1.0, 2.0, 3.0]))
+
+
+def boolean_mask(x):
+    return np.sum(x[x > 0] ** 2)
+
+
+def variable_index(x, i, j):
+    return np.sum(x[i] * x[i:j])
+
+
+def call_then_index(x):
+    return np.sum(split_pair(x)[1])
+
+
+def times_count(x, count):
+    return x * count
+
+
+def calls_with_int(x):
+    return np.sum(times_count(x, 3))
+
+
+def recursive_power(x, k):
+    if k == 0:
+        return 1.0
+    return x * recursive_power(x, k - 1)
+
+
+def calls_other_module(x):
+    return programs_numpy_alias.tanh_of_cos(x) * 2.0
+
+
+def else_returns_after_elif(x, k):
+    if k == 0:
+        y = x
+    elif k == 1:
+        y = x * 2.0
+    else:
+        return x * 3.0
+    return y * x
+
+
+def nested_else_returns(x, k):
+    if k == 0:
+        y = x
+    else:
+        if k == 1:
+            y = x * 2.0
+        else:
+            return x * 3.0
+    return y * x
+
+
 # Models.
 
 
@@ -387,6 +511,9 @@ CASES = [
     pytest.param(comparison_mask, (np.array([-1.0, 0.5, 2.0]),), id="comparison_mask"),
     pytest.param(scalar_math, (0.7, 1.3), id="scalar_math"),
     pytest.param(builtin_abs, (-1.25,), id="builtin_abs"),
+    pytest.param(builtin_max_min, (1.0, 2.0), id="builtin_max_min"),
+    pytest.param(math_hypot, (1.5, -0.5), id="math_hypot"),
+    pytest.param(einsum_contraction, (normal(2, 3), normal(3, 2)), id="einsum"),
     # Broadcasting.
     pytest.param(bias_add, (normal(3, 4), normal(4)), id="bias_add"),
     pytest.param(outer_broadcast, (normal(3, 1), normal(1, 4)), id="outer_broadcast"),
@@ -448,6 +575,30 @@ CASES = [
     pytest.param(uses_globals, (normal(5),), id="uses_globals"),
     pytest.param(generated_looking_names, (normal(3), normal(3)), id="generated_names"),
     pytest.param(single_letter_names, (normal(3), normal(3)), id="template_names"),
+    pytest.param(parameter_and_its_bar, (normal(3), normal(3)), id="parameter_and_its_bar"),
+    pytest.param(temporary_looking_names, (positive(3),), id="temporary_names_if"),
+    pytest.param(temporary_looking_names, (-positive(3),), id="temporary_names_else"),
+    pytest.param(named_like_pullback, (normal(3),), id="global_named_like_vjp"),
+    pytest.param(local_named_np, (1.3, 0.7), id="local_named_np"),
+    # More tuples, indexes and calls.
+    pytest.param(swap_parameters, (1.0, 10.0), id="swap_parameters"),
+    pytest.param(parallel_assignment, (1.5, 2.5), id="parallel_assignment"),
+    pytest.param(multiple_targets, (normal(3),), id="multiple_targets"),
+    pytest.param(nested_unpacking, (normal(3), normal(3), normal(3)), id="nested_unpacking"),
+    pytest.param(unpack_array_rows, (normal(2, 3),), id="unpack_array_rows"),
+    pytest.param(fancy_index_repeats, (normal(4),), id="fancy_index_repeats"),
+    pytest.param(boolean_mask, (np.array([-1.0, 0.5, 2.0]),), id="boolean_mask"),
+    pytest.param(variable_index, (normal(5, 3), 1, 3), id="variable_index"),
+    pytest.param(call_then_index, (normal(2, 3),), id="call_then_index"),
+    pytest.param(calls_with_int, (normal(3),), id="calls_with_int"),
+    pytest.param(recursive_power, (1.3, 3), id="recursive_power"),
+    pytest.param(calls_other_module, (normal(4),), id="calls_other_module"),
+    pytest.param(else_returns_after_elif, (1.5, 0), id="elif_else_returns_if"),
+    pytest.param(else_returns_after_elif, (1.5, 1), id="elif_else_returns_elif"),
+    pytest.param(else_returns_after_elif, (1.5, 2), id="elif_else_returns_else"),
+    pytest.param(nested_else_returns, (1.5, 0), id="nested_else_returns_if"),
+    pytest.param(nested_else_returns, (1.5, 1), id="nested_else_returns_inner_if"),
+    pytest.param(nested_else_returns, (1.5, 2), id="nested_else_returns_inner_else"),
     # Models.
     pytest.param(logsumexp, (normal(6),), id="logsumexp"),
     pytest.param(
@@ -464,9 +615,26 @@ CASES = [
 ]
 
 
+def check_program(function, *args):
+    """Check a program's value, its gradient along three random directions,
+    and that exactly its floating parameters get gradients."""
+    expected_value = function(*args)
+    value, gradients = pullback.value_and_gradient(function)(*args)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-12, atol=0)
+    if len(args) == 1:
+        gradients = (gradients,)
+    for arg, gradient_of_arg in zip(args, gradients, strict=True):
+        if is_floating(arg):
+            assert gradient_of_arg is not None
+        else:
+            assert gradient_of_arg is None
+    for seed in range(3):
+        check_gradient(function, *args, seed=seed)
+
+
 @pytest.mark.parametrize("function, args", CASES)
 def test_program_gradient(function, args):
-    check_gradient(function, *args)
+    check_program(function, *args)
 
 
 def test_corpus_size():
@@ -761,9 +929,80 @@ def calls_lambda(x):
     return square_sum(np.sin(x)) + triple(np.sum(x))
 
 
+plus_one, minus_one = lambda x: x + 1.0, lambda x: x - 1.0  # noqa: E731
+
+
+def test_two_lambdas_differing_in_operator():
+    assert pullback.value_and_gradient(plus_one)(1.5) == (2.5, 1.0)
+    assert pullback.value_and_gradient(minus_one)(1.5) == (0.5, 1.0)
+    check_gradient(minus_one, 1.5)
+
+
 def test_function_calling_lambdas():
     x = normal(3)
     np.testing.assert_allclose(check_gradient(calls_lambda, x), 2 * np.sin(x) * np.cos(x) + 3.0)
+
+
+def make_closure_calling_closure():
+    scale = 1.0
+
+    def outer(x):
+        return np.sum(inner(x) * scale)
+
+    def inner(x):
+        return x * scale
+
+    def set_scale(value):
+        nonlocal scale
+        scale = value
+
+    return outer, set_scale
+
+
+def test_closure_calling_closure_after_change():
+    outer, set_scale = make_closure_calling_closure()
+    x = normal(3)
+    np.testing.assert_allclose(pullback.gradient(outer)(x), np.ones(3))
+    set_scale(2.0)
+    np.testing.assert_allclose(pullback.gradient(outer)(x), 4.0 * np.ones(3))
+
+
+# Containers as parameters.
+
+
+def unpack_tuple_parameter(pair):
+    a, b = pair
+    return np.sum(a * b)
+
+
+def index_list_parameter(items):
+    return np.sum(items[0] * np.sin(items[1]))
+
+
+def index_dict_parameter(params):
+    return np.sum(params["w"] * params["b"])
+
+
+def test_tuple_parameter():
+    a, b = normal(3), normal(3)
+    grad_a, grad_b = check_gradient(unpack_tuple_parameter, (a, b))
+    np.testing.assert_allclose(grad_a, b)
+    np.testing.assert_allclose(grad_b, a)
+
+
+def test_list_parameter():
+    a, b = normal(3), normal(3)
+    grad_a, grad_b = check_gradient(index_list_parameter, [a, b])
+    np.testing.assert_allclose(grad_a, np.sin(b))
+    np.testing.assert_allclose(grad_b, a * np.cos(b))
+
+
+def test_dict_parameter():
+    w, b = normal(3), normal(3)
+    gradients = pullback.gradient(index_dict_parameter)({"w": w, "b": b})
+    assert set(gradients) == {"w", "b"}
+    np.testing.assert_allclose(gradients["w"], b)
+    np.testing.assert_allclose(gradients["b"], w)
 
 
 # Dtypes.

@@ -55,9 +55,16 @@ def _mark(node, lineno: int):
 
 
 def _name(identifier: str, ctx=None):
-    return gast.Name(
+    """Return a Name for an SSA name: already renamed, so never looked up again."""
+    node = gast.Name(
         id=identifier, ctx=ctx or gast.Load(), annotation=None, type_comment=None
     )
+    node.pb_normalized = True
+    return node
+
+
+def _is_normalized(node) -> bool:
+    return getattr(node, "pb_normalized", False)
 
 
 def _assign(target: str, value, lineno: int):
@@ -99,6 +106,8 @@ class _Normalizer:
         return version
 
     def read(self, env: dict, node):
+        if _is_normalized(node):
+            return node
         if node.id in env:
             return _name(env[node.id])
         if node.id in self.local_names:
@@ -208,6 +217,7 @@ class _Normalizer:
             node = node.value
         return (
             isinstance(node, gast.Name)
+            and not _is_normalized(node)
             and node.id not in env
             and node.id not in self.local_names
         )
@@ -401,6 +411,13 @@ def _returns_always(statements: list) -> bool:
     return False
 
 
+def _may_return(statements: list) -> bool:
+    return any(
+        isinstance(node, gast.Return) for statement in statements
+        for node in gast.walk(statement)
+    )
+
+
 def move_code_after_returns(statements: list) -> list:
     """Move statements that follow an if with a returning branch into the other."""
     result = []
@@ -411,15 +428,14 @@ def move_code_after_returns(statements: list) -> list:
                 break
             continue
         rest = statements[index + 1 :]
-        body = move_code_after_returns(statement.body)
-        orelse = move_code_after_returns(statement.orelse)
-        then_returns, else_returns = _returns_always(body), _returns_always(orelse)
-        if rest and (then_returns or else_returns):
-            if not then_returns:
-                body = move_code_after_returns(body + rest)
-            if not else_returns:
-                orelse = move_code_after_returns(orelse + rest)
+        body, orelse = statement.body, statement.orelse
+        if rest and (_may_return(body) or _may_return(orelse)):
+            # Either branch may leave the function, so the statements after
+            # the if run only on the paths that fall through: copy them there.
+            body, orelse = body + rest, orelse + rest
             rest = []
+        body = move_code_after_returns(body)
+        orelse = move_code_after_returns(orelse)
         moved = gast.If(test=statement.test, body=body, orelse=orelse)
         gast.copy_location(moved, statement)
         result.append(moved)

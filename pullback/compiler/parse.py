@@ -143,7 +143,30 @@ def _lambda_matches_code(node, code: types.CodeType) -> bool:
     except SyntaxError:
         return False
     inner = next(c for c in compiled.co_consts if isinstance(c, types.CodeType))
-    return inner.co_consts == code.co_consts and inner.co_names == code.co_names
+    return inner.co_consts == code.co_consts and _operations(inner) == _operations(code)
+
+
+def _operations(code: types.CodeType) -> list[str]:
+    """Return a code object's instructions, with every kind of name load alike.
+
+    Recompiled alone, a lambda may load a name as a global where the original
+    loads a closure cell, or an attribute as a method, so every load of a name
+    or attribute compares as one kind of instruction with its name.
+    """
+    import dis
+
+    operations = []
+    for instruction in dis.get_instructions(code):
+        opname = instruction.opname
+        if opname.startswith("LOAD_") and opname != "LOAD_CONST":
+            opname = "LOAD_NAME"
+        if opname in ("COPY_FREE_VARS", "MAKE_CELL", "RESUME", "NOP"):
+            continue
+        if opname == "LOAD_NAME":
+            operations.append((opname, instruction.argval))
+        else:
+            operations.append((opname, instruction.argrepr))
+    return operations
 
 
 def find_definition(function: types.FunctionType):

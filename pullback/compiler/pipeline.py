@@ -35,10 +35,19 @@ class CompiledVJP:
     # Parameter -> message, for differentiation arguments whose derivative
     # is statically zero; the API decides whether to warn from their values.
     zero_derivatives: dict[str, str]
+    # Position of each `wrt` parameter among `params`.
+    wrt_positions: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        self.wrt_positions = tuple(self.params.index(name) for name in self.wrt)
 
 
 _cache: dict[tuple, CompiledVJP] = {}
 _lock = threading.RLock()
+
+
+# CO_VARARGS | CO_VARKEYWORDS: the function takes *args or **kwargs.
+_VARIADIC_FLAGS = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
 
 
 def parameter_names(function) -> tuple[str, ...]:
@@ -56,6 +65,9 @@ def resolve_wrt(function, wrt) -> tuple[str, ...]:
     params = parameter_names(function)
     qualname = getattr(function, "__qualname__", repr(function))
     if wrt is None:
+        code = getattr(unwrap_function(function), "__code__", None)
+        if not params and code is not None and code.co_flags & _VARIADIC_FLAGS:
+            return ()  # The syntax check rejects *args and **kwargs parameters.
         if not params:
             raise WrtError(f"{qualname} has no parameters to differentiate with respect to")
         return params

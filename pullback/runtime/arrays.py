@@ -24,9 +24,9 @@ def cast_like(cotangent, primal):
     Python numbers and non-floating primals leave the cotangent unchanged.
     """
     dtype = getattr(primal, "dtype", None)
-    if dtype is None or not np.issubdtype(dtype, np.inexact):
+    if dtype is None or getattr(cotangent, "dtype", None) == dtype:
         return cotangent
-    if getattr(cotangent, "dtype", None) == dtype:
+    if dtype.kind not in "fc":
         return cotangent
     if isinstance(cotangent, np.ndarray):
         return cotangent.astype(dtype, copy=False)
@@ -37,25 +37,36 @@ def cast_like(cotangent, primal):
 _cast_like = cast_like
 
 
+_SCALAR_TYPES = (float, np.float64)
+
+
 def unbroadcast(cotangent, primal):
     """Sum `cotangent` over the axes along which `primal` was broadcast.
 
     The result has the shape of `primal` and, when `primal` is a floating
     array or NumPy scalar, its dtype.
     """
+    # The common case, an operand of the result's shape and dtype, returns at
+    # once: generated code calls this for every operand of a broadcasting op.
+    if type(primal) is np.ndarray and type(cotangent) is np.ndarray:
+        if cotangent.shape == primal.shape and cotangent.dtype == primal.dtype:
+            return cotangent
+    elif type(primal) is float and type(cotangent) in _SCALAR_TYPES:
+        return cotangent
     primal_shape = _shape(primal)
     cotangent_shape = _shape(cotangent)
     if cotangent_shape != primal_shape:
         extra = len(cotangent_shape) - len(primal_shape)
         if extra > 0:
-            cotangent = np.sum(cotangent, axis=tuple(range(extra)))
-        stretched = tuple(
-            axis
-            for axis, size in enumerate(primal_shape)
-            if size == 1 and cotangent.shape[axis] != 1
-        )
-        if stretched:
-            cotangent = np.sum(cotangent, axis=stretched, keepdims=True)
+            cotangent = cotangent.sum(axis=0 if extra == 1 else tuple(range(extra)))
+        if 1 in primal_shape:
+            stretched = tuple(
+                axis
+                for axis, size in enumerate(primal_shape)
+                if size == 1 and cotangent.shape[axis] != 1
+            )
+            if stretched:
+                cotangent = cotangent.sum(axis=stretched, keepdims=True)
         if not isinstance(primal, np.ndarray) and isinstance(cotangent, np.ndarray):
             cotangent = cotangent[()]
     return cast_like(cotangent, primal)
@@ -84,11 +95,22 @@ def expand_reduced(cotangent, primal, axis, keepdims: bool):
 def unreduce(cotangent, primal, axis=None, keepdims=False):
     """Spread the cotangent of a sum over `axis` back to `primal`'s shape.
 
-    The result is a read-only broadcast view when no cast is needed.
+    The result is a read-only broadcast view when no cast is needed, except
+    for a full reduction of an array, which fills a new array: for the small
+    arrays where it matters, that is several times faster.
     """
+    if axis is None and type(primal) is np.ndarray:
+        return np.full(primal.shape, cotangent, dtype=primal.dtype)
     expanded = expand_reduced(cotangent, primal, axis, keepdims)
     spread = np.broadcast_to(expanded, _shape(primal))
     return cast_like(spread, primal)
+
+
+def mean_adjoint(cotangent, primal, axis=None, keepdims=False):
+    """Spread the cotangent of a mean over `axis` back to `primal`'s shape."""
+    if axis is None and type(primal) is np.ndarray:
+        return np.full(primal.shape, cotangent / primal.size, dtype=primal.dtype)
+    return unreduce(cotangent, primal, axis, keepdims) / reduced_count(primal, axis)
 
 
 def reduced_count(primal, axis=None) -> int:
@@ -190,6 +212,35 @@ def minimum_share(cotangent, a, b, ignore_nan=False):
     if np.any(ties):
         share = share + (0.5 * cotangent) * ties
     return share
+
+
+def exponent_adjoint(cotangent, result, base):
+    """Cotangent of the exponent in `result = base ** exponent`.
+
+    It is `cotangent * result * log(base)`, kept in `result`'s dtype: the log
+    of a Python number base (`2 ** x`) is a float64 scalar, which would
+    otherwise promote a float32 result.
+    """
+    return cast_like(cotangent * result * np.log(base), result)
+
+
+def clip_bound_adjoint(cotangent, a, lower, upper, bound):
+    """Cotangent of the `bound` ("lower" or "upper") of `np.clip(a, lower, upper)`,
+    at the broadcast shape.
+
+    NumPy computes `minimum(maximum(a, lower), upper)`, so the upper bound
+    wins where it is below `a` or below `lower`, and the lower bound wins
+    where it is above `a` and not above `upper`. Either bound may be None.
+    """
+    if bound == "upper":
+        wins = upper < a
+        if lower is not None:
+            wins = wins | (upper < lower)
+    else:
+        wins = lower > a
+        if upper is not None:
+            wins = wins & (lower <= upper)
+    return cotangent * wins
 
 
 def sinc_derivative(x, result):

@@ -18,8 +18,8 @@ def _mT(array):
 
 def matmul_adjoint_lhs(cotangent, a, b):
     """Cotangent of `a` in `a @ b`, for 1-D and stacked operands too."""
-    a_ndim = np.ndim(a)
-    b_ndim = np.ndim(b)
+    a_ndim = a.ndim if type(a) is np.ndarray else np.ndim(a)
+    b_ndim = b.ndim if type(b) is np.ndarray else np.ndim(b)
     if a_ndim == 2 and b_ndim == 2:
         return cast_like(cotangent @ b.T, a)
     if b_ndim == 1:
@@ -36,8 +36,8 @@ def matmul_adjoint_lhs(cotangent, a, b):
 
 def matmul_adjoint_rhs(cotangent, a, b):
     """Cotangent of `b` in `a @ b`, for 1-D and stacked operands too."""
-    a_ndim = np.ndim(a)
-    b_ndim = np.ndim(b)
+    a_ndim = a.ndim if type(a) is np.ndarray else np.ndim(a)
+    b_ndim = b.ndim if type(b) is np.ndarray else np.ndim(b)
     if a_ndim == 2 and b_ndim == 2:
         return cast_like(a.T @ cotangent, b)
     if a_ndim == 1:
@@ -53,8 +53,8 @@ def matmul_adjoint_rhs(cotangent, a, b):
 
 def dot_adjoint_lhs(cotangent, a, b):
     """Cotangent of `a` in `np.dot(a, b)`, for every rank `np.dot` accepts."""
-    a_ndim = np.ndim(a)
-    b_ndim = np.ndim(b)
+    a_ndim = a.ndim if type(a) is np.ndarray else np.ndim(a)
+    b_ndim = b.ndim if type(b) is np.ndarray else np.ndim(b)
     if a_ndim == 2 and b_ndim == 2:
         return cast_like(cotangent @ b.T, a)
     if a_ndim == 0 or b_ndim == 0:
@@ -69,8 +69,8 @@ def dot_adjoint_lhs(cotangent, a, b):
 
 def dot_adjoint_rhs(cotangent, a, b):
     """Cotangent of `b` in `np.dot(a, b)`, for every rank `np.dot` accepts."""
-    a_ndim = np.ndim(a)
-    b_ndim = np.ndim(b)
+    a_ndim = a.ndim if type(a) is np.ndarray else np.ndim(a)
+    b_ndim = b.ndim if type(b) is np.ndarray else np.ndim(b)
     if a_ndim == 2 and b_ndim == 2:
         return cast_like(a.T @ cotangent, b)
     if a_ndim == 0 or b_ndim == 0:

@@ -72,7 +72,7 @@ def transpose_adjoint(cotangent, axes=None):
     `axes` is None, a permutation, or the method's tuple of arguments: `()`,
     `(None,)`, `((1, 0),)` or `(1, 0)`.
     """
-    if isinstance(axes, tuple) and len(axes) == 1:
+    if isinstance(axes, tuple) and len(axes) == 1 and not isinstance(axes[0], int | np.integer):
         axes = axes[0]
     if axes is None or (isinstance(axes, tuple) and not axes):
         return np.transpose(cotangent)
@@ -176,6 +176,24 @@ def repeat_adjoint(cotangent, primal, repeats, axis=None):
         np.add.at(summed, owners, moved)
     summed = np.moveaxis(summed, 0, axis)
     return _element_cotangent(np.reshape(summed, shape), primal)
+
+
+def take_adjoint(cotangent, primal, indices, axis=None):
+    """Adjoint of `np.take(primal, indices, axis)`: the cotangent added back at
+    the indices, repeated indices accumulating."""
+    shape = np.shape(primal)
+    dtype = primal.dtype if _is_floating(primal) else np.result_type(cotangent)
+    if axis is None:
+        out = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype=dtype)
+        np.add.at(out, np.ravel(indices), np.ravel(cotangent))
+        return out.reshape(shape)
+    axis = normalize_axes(axis, len(shape))[0]
+    out = np.zeros(shape, dtype=dtype)
+    # The cotangent has primal's axes before `axis`, then the axes of
+    # `indices`, then primal's axes after `axis`; flatten the middle ones.
+    flat = np.reshape(cotangent, shape[:axis] + (-1,) + shape[axis + 1 :])
+    np.add.at(np.moveaxis(out, axis, 0), np.ravel(indices), np.moveaxis(flat, axis, 0))
+    return out
 
 
 def _diagonal_length(shape, offset, axis1, axis2) -> int:

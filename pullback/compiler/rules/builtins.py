@@ -7,7 +7,7 @@ from pullback.compiler.rules.core import CONSTANT, CUT, defrule, nondifferentiab
 defrule(builtins.abs,   "x, /", x="g * np.sign(x)")
 defrule(builtins.float, "x=0.0, /", x="rt.item_adjoint(g, x)")
 defrule(builtins.pow,   "base, exp, mod=None", broadcasting=True,
-        base="g * exp * base ** (exp - 1)", exp="g * ans * np.log(base)")
+        base="g * exp * base ** (exp - 1)", exp="rt.exponent_adjoint(g, ans, base)")
 # `start` may be a scalar under a sum of arrays, so both unbroadcast.
 defrule(builtins.sum,   "iterable, /, start=0",
         iterable="rt.sum_adjoint(g, iterable)", start="rt.unbroadcast(g, start)")

@@ -125,6 +125,14 @@ def _check_templates(name: str, params: tuple[Param, ...], adjoints: dict) -> No
             f"rule {name} has templates for {sorted(unknown)}, "
             f"which are not among its parameters {sorted(names)}"
         )
+    for param in params:
+        # A default is inserted into templates as it is, so a name in it would
+        # be looked up in the user's module.
+        if param.default is not None and template_names(param.default):
+            raise InternalError(
+                f"rule {name}: the default of {param.name} reads names; "
+                "write it as a literal"
+            )
     variadic = {param.name for param in params if param.variadic}
     for param_name, template in adjoints.items():
         # Any other name would be looked up in the user's module when the

@@ -23,8 +23,9 @@ defrule(math.acosh,    "x, /", x="g / math.sqrt(x * x - 1)")
 defrule(math.atanh,    "x, /", x="g / (1 - x * x)")
 defrule(math.exp,      "x, /", x="g * ans")
 defrule(math.expm1,    "x, /", x="g * (ans + 1)")
-defrule(math.log,      "x, base=math.e, /", x="g / (x * math.log(base))",
-                                            base="-g * ans / (base * math.log(base))")
+defrule(math.log,      "x, base=None, /",
+        x="g / x if base is None else g / (x * math.log(base))",
+        base="-g * ans / (base * math.log(base))")
 defrule(math.log2,     "x, /", x="g / (x * math.log(2))")
 defrule(math.log10,    "x, /", x="g / (x * math.log(10))")
 defrule(math.log1p,    "x, /", x="g / (x + 1)")

@@ -61,9 +61,11 @@ ufunc(np.subtract,    x1="g",                 x2="-g")
 ufunc(np.multiply,    x1="g * x2",            x2="g * x1")
 ufunc(np.divide,      x1="g / x2",            x2="-g * ans / x2")
 ufunc(np.power,       x1="g * x2 * x1 ** (x2 - 1)",
-                      x2="g * ans * np.log(x1)")
-ufunc(np.float_power, x1="g * x2 * np.float_power(x1, x2 - 1)",
-                      x2="g * ans * np.log(x1)")
+                      x2="rt.exponent_adjoint(g, ans, x1)")
+# float_power computes in float64; the cast keeps a float32 base float32 even
+# when the exponent is a literal and nothing unbroadcasts.
+ufunc(np.float_power, x1="rt.cast_like(g * x2 * np.float_power(x1, x2 - 1), x1)",
+                      x2="rt.exponent_adjoint(g, ans, x1)")
 ufunc(np.arctan2,     x1="g * x2 / (x1 * x1 + x2 * x2)",
                       x2="-g * x1 / (x1 * x1 + x2 * x2)")
 ufunc(np.hypot,       x1="g * x1 / ans",      x2="g * x2 / ans")
@@ -77,7 +79,8 @@ ufunc(np.fmax,        x1="rt.maximum_share(g, x1, x2, ignore_nan=True)",
                       x2="rt.maximum_share(g, x2, x1, ignore_nan=True)")
 ufunc(np.fmin,        x1="rt.minimum_share(g, x1, x2, ignore_nan=True)",
                       x2="rt.minimum_share(g, x2, x1, ignore_nan=True)")
-ufunc(np.copysign,    x1="g * np.copysign(1, x1) * np.copysign(1, x2)")
+# The sign of x1 * x2 is the product of the signs, also for zeros and infinities.
+ufunc(np.copysign,    x1="g * np.copysign(1, x1 * x2)")
 ufunc(np.remainder,   x1="g",                 x2="-g * np.floor_divide(x1, x2)")
 # fmod is x1 - n * x2 with the quotient n truncated; (x1 - ans) / x2 recovers n.
 ufunc(np.fmod,        x1="g",                 x2="-g * (x1 - ans) / x2")
@@ -107,7 +110,7 @@ if hasattr(np, "bitwise_count"):  # NumPy 2.0 and later
 defrule(np.sum, "a, axis=None, dtype=None, out=None, keepdims=False, initial=0",
         a="rt.unreduce(g, a, axis, keepdims)", initial="np.sum(g)")
 defrule(np.mean, "a, axis=None, dtype=None, out=None, keepdims=False",
-        a="rt.unreduce(g, a, axis, keepdims) / rt.reduced_count(a, axis)")
+        a="rt.mean_adjoint(g, a, axis, keepdims)")
 defrule(np.prod, "a, axis=None, dtype=None, out=None, keepdims=False",
         a="rt.prod_adjoint(g, ans, a, axis, keepdims)")
 for _extremum in (np.max, np.amax, np.min, np.amin):
@@ -159,6 +162,9 @@ defrule(np.reshape, "a, /, shape=None, order='C', *, newshape=None, copy=None",
 defrule(np.ravel, "a, order='C'", a="rt.reshape_adjoint(g, a, order)")
 defrule(np.transpose, "a, axes=None", a="rt.transpose_adjoint(g, axes)")
 defrule(np.swapaxes, "a, axis1, axis2", a="np.swapaxes(g, axis1, axis2)")
+if hasattr(np, "matrix_transpose"):  # NumPy 2.0 and later
+    defrule(np.matrix_transpose, "x, /", x="np.swapaxes(g, -1, -2)")
+    defrule(np.linalg.matrix_transpose, "x, /", x="np.swapaxes(g, -1, -2)")
 defrule(np.moveaxis, "a, source, destination", a="np.moveaxis(g, destination, source)")
 defrule(np.expand_dims, "a, axis", a="np.reshape(g, np.shape(a))")
 defrule(np.squeeze, "a, axis=None", a="np.reshape(g, np.shape(a))")
@@ -174,6 +180,8 @@ defrule(np.sort, "a, axis=-1, kind=None", a="rt.sort_adjoint(g, a, axis)")
 defrule(np.diag, "v, k=0", v="rt.diag_adjoint(g, v, k)")
 defrule(np.diagonal, "a, offset=0, axis1=0, axis2=1",
         a="rt.diagonal_adjoint(g, a, offset, axis1, axis2)")
+defrule(np.take, "a, indices, axis=None, out=None",
+        a="rt.take_adjoint(g, a, indices, axis)")
 defrule(np.triu, "m, k=0", m="np.triu(g, k)")
 defrule(np.tril, "m, k=0", m="np.tril(g, k)")
 
@@ -194,12 +202,15 @@ defrule(np.column_stack, "tup", tup="rt.column_stack_adjoint(g, tup)")
 defrule(np.where, "condition, x=None, y=None, /",
         x="rt.unbroadcast(np.where(condition, g, 0), x)",
         y="rt.unbroadcast(np.where(condition, 0, g), y)")
-# Where a bound equals the input, the input gets the cotangent.
+# Where a bound equals the input, the input gets the cotangent. The bounds
+# go through one helper, which also handles a lower bound above the upper.
 defrule(np.clip, "a, a_min=None, a_max=None, out=None, *, min=None, max=None",
         broadcasting=True,
         a="g * (ans == a)",
-        a_min="g * (a < a_min)", a_max="g * (a > a_max)",
-        min="g * (a < min)", max="g * (a > max)")
+        a_min="rt.clip_bound_adjoint(g, a, a_min, a_max, 'lower')",
+        a_max="rt.clip_bound_adjoint(g, a, a_min, a_max, 'upper')",
+        min="rt.clip_bound_adjoint(g, a, min, max, 'lower')",
+        max="rt.clip_bound_adjoint(g, a, min, max, 'upper')")
 
 # Construction. Only the values that fill an array are differentiable.
 defrule(np.array, "object, dtype=None, *, copy=True, order='K', subok=False, ndmin=0",
@@ -207,6 +218,8 @@ defrule(np.array, "object, dtype=None, *, copy=True, order='K', subok=False, ndm
 defrule(np.asarray, "a, dtype=None, order=None, *, copy=None",
         a="rt.array_adjoint(g, a)")
 defrule(np.copy, "a, order='K', subok=False", a="g")
+defrule(np.ascontiguousarray, "a, dtype=None", a="rt.cast_like(g, a)")
+defrule(np.asfortranarray, "a, dtype=None", a="rt.cast_like(g, a)")
 defrule(np.full_like, "a, fill_value, dtype=None, order='K', subok=True, shape=None",
         fill_value="rt.unbroadcast(g, fill_value)")
 defrule(np.full, "shape, fill_value, dtype=None, order='C'",
@@ -222,12 +235,18 @@ nondifferentiable(
     np.zeros_like, np.ones_like, np.empty_like, np.zeros, np.ones, np.empty,
     np.eye, np.identity, np.tri, np.arange, np.indices,
     np.shape, np.ndim, np.size, np.result_type, np.can_cast, np.isscalar,
-    np.iscomplexobj, np.isrealobj, np.broadcast_shapes,
+    np.iscomplexobj, np.isrealobj, np.broadcast_shapes, np.iterable, np.isfortran,
+    np.issubdtype, np.promote_types, np.min_scalar_type, np.may_share_memory,
+    np.shares_memory, np.tril_indices, np.triu_indices, np.tril_indices_from,
+    np.triu_indices_from, np.diag_indices, np.diag_indices_from, np.mask_indices,
+    np.ravel_multi_index, np.unravel_index,
     kind=CONSTANT,
 )
 nondifferentiable(
     np.argmax, np.argmin, np.argsort, np.nonzero, np.flatnonzero, np.argwhere,
     np.searchsorted, np.digitize, np.count_nonzero, np.all, np.any,
+    np.iscomplex, np.isreal, np.isneginf, np.isposinf, np.isin, np.lexsort,
+    np.argpartition, np.nanargmax, np.nanargmin, np.linalg.matrix_rank,
     kind=CUT,
 )
 
@@ -235,7 +254,7 @@ nondifferentiable(
 method("sum", "self, axis=None, dtype=None, out=None, keepdims=False, initial=0",
        self="rt.unreduce(g, self, axis, keepdims)", initial="np.sum(g)")
 method("mean", "self, axis=None, dtype=None, out=None, keepdims=False",
-       self="rt.unreduce(g, self, axis, keepdims) / rt.reduced_count(self, axis)")
+       self="rt.mean_adjoint(g, self, axis, keepdims)")
 method("prod", "self, axis=None, dtype=None, out=None, keepdims=False",
        self="rt.prod_adjoint(g, ans, self, axis, keepdims)")
 method("max", "self, axis=None, out=None, keepdims=False",
@@ -264,7 +283,9 @@ method("squeeze", "self, axis=None", self="np.reshape(g, np.shape(self))")
 method("repeat", "self, repeats, axis=None",
        self="rt.repeat_adjoint(g, self, repeats, axis)")
 method("clip", "self, min=None, max=None, out=None", broadcasting=True,
-       self="g * (ans == self)", min="g * (self < min)", max="g * (self > max)")
+       self="g * (ans == self)",
+       min="rt.clip_bound_adjoint(g, self, min, max, 'lower')",
+       max="rt.clip_bound_adjoint(g, self, min, max, 'upper')")
 method("copy", "self, order='C'", self="g")
 method("astype", "self, dtype, order='K', casting='unsafe', subok=True, copy=True",
        self="rt.cast_like(g, self)")

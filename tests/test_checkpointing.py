@@ -1,0 +1,376 @@
+"""Recomputation in pullbacks: `checkpointed` functions run once forward and
+once more when the pullback runs, give the same gradients as plain calls, and
+replay NumPy Generator draws."""
+
+import collections
+import math
+
+import numpy as np
+import pytest
+from gradcheck import check_gradient, check_pullback
+
+import pullback
+from pullback import (
+    adjoint_source,
+    checkpointed,
+    differentiable_function,
+    gradient,
+    value_and_pullback,
+)
+from pullback.runtime.checkpoint import RecomputationError
+
+calls = collections.Counter()
+
+
+def count(name):
+    calls[name] += 1
+
+
+@pytest.fixture(autouse=True)
+def reset_calls():
+    calls.clear()
+
+
+# The square(cos(x)) example of Swift's checkpointing tutorial.
+
+
+@checkpointed
+def counted_square(x):
+    count("square")
+    return x * x
+
+
+def square_of_cosine(x):
+    return counted_square(np.cos(x))
+
+
+def test_square_cosine_forward_once():
+    value, _ = value_and_pullback(square_of_cosine, 10.0)
+    assert value == pytest.approx(math.cos(10.0) ** 2, rel=1e-15)
+    assert calls["square"] == 1
+
+
+def test_square_cosine_pullback_recomputes_once():
+    _, pullback_of_square = value_and_pullback(square_of_cosine, 10.0)
+    pullback_of_square(1.0)
+    assert calls["square"] == 2
+
+
+def test_square_cosine_gradient():
+    x_bar = gradient(square_of_cosine)(10.0)
+    assert x_bar == pytest.approx(-math.sin(20.0), rel=1e-12)
+    assert x_bar == pytest.approx(-0.9129452507276277, rel=1e-12)
+
+
+def test_square_cosine_differences():
+    check_gradient(square_of_cosine, 10.0)
+
+
+def test_square_cosine_output(capsys):
+    @checkpointed
+    def square(x):
+        print("  Computing square...")
+        return x * x
+
+    def f(x):
+        return square(np.cos(x))
+
+    print("Running original computation...")
+    _, backpropagate = value_and_pullback(f, 10.0)
+    print("Running backpropagation...")
+    x_bar = backpropagate(1.0)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "Running original computation...",
+        "  Computing square...",
+        "Running backpropagation...",
+        "  Computing square...",
+    ]
+    assert x_bar == pytest.approx(-math.sin(20.0), rel=1e-12)
+
+
+def test_checkpointed_plain_call():
+    assert counted_square(3.0) == 9.0
+    assert calls["square"] == 1
+
+
+def test_checkpointed_idempotent():
+    assert checkpointed(counted_square) is counted_square
+
+
+# Same gradients with and without checkpointing.
+
+
+def block(x, w):
+    a = np.sin(x * w)
+    b = np.tanh(a + x)
+    return b * w + np.exp(-x * x)
+
+
+block_checkpointed = checkpointed(block)
+
+
+def plain_model(x, w):
+    h = block(x, w)
+    h = block(h, w)
+    return np.sum(h * h)
+
+
+def checkpointed_model(x, w):
+    h = block_checkpointed(x, w)
+    h = block_checkpointed(h, w)
+    return np.sum(h * h)
+
+
+def test_model_gradients_equal():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(6)
+    w = rng.standard_normal(6)
+    plain_x_bar, plain_w_bar = gradient(plain_model)(x, w)
+    x_bar, w_bar = gradient(checkpointed_model)(x, w)
+    assert np.allclose(x_bar, plain_x_bar, rtol=1e-13, atol=0.0)
+    assert np.allclose(w_bar, plain_w_bar, rtol=1e-13, atol=0.0)
+
+
+def test_model_differences():
+    rng = np.random.default_rng(4)
+    check_gradient(checkpointed_model, rng.standard_normal(6), rng.standard_normal(6))
+
+
+def test_model_wrt_subset():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(6)
+    w = rng.standard_normal(6)
+    w_bar = check_gradient(checkpointed_model, x, w, wrt="w")
+    assert np.allclose(w_bar, gradient(plain_model, wrt="w")(x, w), rtol=1e-13, atol=0.0)
+
+
+def test_model_pullback_array_result():
+    def checkpointed_features(x, w):
+        return block_checkpointed(x, w) * 2.0
+
+    rng = np.random.default_rng(6)
+    check_pullback(checkpointed_features, rng.standard_normal(4), rng.standard_normal(4))
+
+
+# Functions of two and three arguments.
+
+
+@checkpointed
+def weighted_product(a, b):
+    count("binary")
+    return np.sin(a) * b
+
+
+@checkpointed
+def three_way(a, b, c):
+    count("ternary")
+    return a * np.sin(b) + c * c * a
+
+
+def test_binary_differences():
+    def caller(a, b):
+        return weighted_product(a, b) * a
+
+    check_gradient(caller, 0.3, 0.7)
+    check_gradient(caller, 0.3, 0.7, wrt="b")
+
+
+def test_binary_counts():
+    def caller(a, b):
+        return weighted_product(a, b) * a
+
+    gradient(caller)(0.3, 0.7)
+    assert calls["binary"] == 2
+
+
+def test_ternary_differences():
+    def caller(a, b, c):
+        return three_way(a, b, c) * c
+
+    check_gradient(caller, 0.3, 0.7, 1.1)
+    check_gradient(caller, 0.3, 0.7, 1.1, wrt=("a", "c"))
+
+
+def test_ternary_arrays_differences():
+    def caller(a, b, c):
+        return np.sum(three_way(a, b, c))
+
+    rng = np.random.default_rng(8)
+    check_gradient(caller, *rng.standard_normal((3, 5)))
+
+
+def test_ternary_counts():
+    def caller(a, b, c):
+        return three_way(a, b, c) * c
+
+    gradient(caller)(0.3, 0.7, 1.1)
+    assert calls["ternary"] == 2
+
+
+# Nested checkpoints: a checkpointed function that calls another.
+
+
+@checkpointed
+def inner(a, b):
+    count("inner")
+    return np.sin(a) * b
+
+
+@checkpointed
+def outer(a, b):
+    count("outer")
+    return inner(a, b) * a
+
+
+def nested(a, b):
+    return outer(a, b) + a
+
+
+def nested_plain(a, b):
+    return np.sin(a) * b * a + a
+
+
+def test_nested_differences():
+    check_gradient(nested, 0.3, 0.7)
+
+
+def test_nested_matches_plain():
+    a_bar, b_bar = gradient(nested)(0.3, 0.7)
+    plain_a_bar, plain_b_bar = gradient(nested_plain)(0.3, 0.7)
+    assert a_bar == pytest.approx(plain_a_bar, rel=1e-14)
+    assert b_bar == pytest.approx(plain_b_bar, rel=1e-14)
+
+
+def test_nested_counts():
+    _, pullback_of_nested = value_and_pullback(nested, 0.3, 0.7)
+    assert calls["outer"] == 1
+    assert calls["inner"] == 1
+    pullback_of_nested(1.0)
+    # The pullback recomputes outer's VJP, which calls inner plainly, and
+    # then recomputes inner's VJP for outer's pullback.
+    assert calls["outer"] == 2
+    assert calls["inner"] == 3
+
+
+# The generated source.
+
+
+def test_source_shows_recompute():
+    source = adjoint_source(square_of_cosine)
+    assert "recompute" in source
+    assert "counted_square" in source
+
+
+def test_source_nested_recompute():
+    assert "recompute" in adjoint_source(nested)
+
+
+def test_checkpointed_gradient_direct():
+    assert gradient(counted_square)(3.0) == 6.0
+
+
+def test_checkpointed_source_direct():
+    assert "x" in adjoint_source(counted_square)
+
+
+# NumPy Generators are replayed; global random state is rejected.
+
+
+def noisy_scale(x, rng):
+    return x * rng.standard_normal(np.shape(x))
+
+
+noisy_scale_checkpointed = checkpointed(noisy_scale)
+
+
+def noisy_plain(x, rng):
+    return np.sum(noisy_scale(x, rng) * x)
+
+
+def noisy_checkpointed(x, rng):
+    return np.sum(noisy_scale_checkpointed(x, rng) * x)
+
+
+def test_generator_gradient_matches_plain():
+    x = np.array([0.5, -1.0, 2.0])
+    plain = gradient(noisy_plain, wrt="x")(x, np.random.default_rng(11))
+    replayed = gradient(noisy_checkpointed, wrt="x")(x, np.random.default_rng(11))
+    assert np.array_equal(replayed, plain)
+
+
+def test_generator_gradient_values():
+    x = np.array([0.5, -1.0, 2.0])
+    noise = np.random.default_rng(11).standard_normal(3)
+    x_bar = gradient(noisy_checkpointed, wrt="x")(x, np.random.default_rng(11))
+    assert np.allclose(x_bar, 2.0 * noise * x, rtol=1e-15, atol=0.0)
+
+
+def test_generator_state_after_pullback():
+    x = np.array([0.5, -1.0, 2.0])
+    rng = np.random.default_rng(12)
+    gradient(noisy_checkpointed, wrt="x")(x, rng)
+    reference = np.random.default_rng(12)
+    reference.standard_normal(3)
+    # The recomputation must not advance the generator past the forward draws.
+    assert rng.standard_normal() == reference.standard_normal()
+
+
+@checkpointed
+def global_noise(x):
+    return x * np.random.standard_normal()
+
+
+def test_global_random_raises():
+    def caller(x):
+        return global_noise(x) * x
+
+    with pytest.raises(RecomputationError) as raised:
+        gradient(caller)(2.0)
+    assert "global_noise" in str(raised.value)
+    assert isinstance(raised.value, pullback.PullbackError)
+
+
+# differentiable_function: a differentiable callable from a VJP.
+
+
+def square_vjp(x):
+    count("square_vjp")
+    return x * x, lambda v: 2.0 * x * v
+
+
+square_from_vjp = differentiable_function(square_vjp)
+
+
+def test_differentiable_function_value():
+    assert square_from_vjp(3.0) == 9.0
+
+
+def test_differentiable_function_caller():
+    def caller(x):
+        return square_from_vjp(np.sin(x))
+
+    check_gradient(caller, 0.4)
+
+
+def test_differentiable_function_direct():
+    assert gradient(square_from_vjp)(3.0) == 6.0
+    assert calls["square_vjp"] == 1
+
+
+def test_differentiable_function_recomputed():
+    # Swift's makeRecomputedInGradient: the pullback differentiates the
+    # original function again instead of keeping its intermediates.
+    def original(x):
+        return np.cos(x) * np.cos(x)
+
+    def recomputed_vjp(x):
+        return original(x), lambda v: pullback.pullback(original, x)(v)
+
+    recomputed = differentiable_function(recomputed_vjp)
+
+    def caller(x):
+        return recomputed(x) * 3.0
+
+    check_gradient(caller, 10.0)
+    assert gradient(caller)(10.0) == pytest.approx(-3.0 * math.sin(20.0), rel=1e-12)

@@ -1,0 +1,710 @@
+"""Errors and warnings: each has its type, the user's line where one applies,
+and a message that names the problem and the next step."""
+
+import ctypes
+import ctypes.util
+import functools
+import linecache
+import traceback
+import warnings
+
+import numpy as np
+import pytest
+
+import pullback
+from pullback import PullbackError, ZeroDerivativeWarning
+from pullback.errors import (
+    CotangentError,
+    DifferentiationError,
+    InternalError,
+    NonScalarOutputError,
+    NoSourceError,
+    UnsupportedSyntaxError,
+    WrtError,
+)
+
+with open(__file__, encoding="utf-8") as _file:
+    THIS_FILE_LINES = _file.read().splitlines()
+
+
+def line_marked(marker: str) -> tuple[int, str]:
+    """Return the 1-based number and text of the one line ending in `marker`."""
+    found = [
+        (number, text)
+        for number, text in enumerate(THIS_FILE_LINES, start=1)
+        if text.endswith(marker)
+    ]
+    assert len(found) == 1, f"marker {marker!r} is on {len(found)} lines"
+    return found[0]
+
+
+# Functions outside the differentiable subset. Defining them is fine; compiling
+# them must fail. Each offending line ends in a unique marker.
+
+
+def uses_while(x):
+    while x > 1.0:  # rejected: while
+        x = x / 2.0
+    return x
+
+
+def uses_for(x):
+    total = 0.0
+    for item in x:  # rejected: for
+        total = total + item
+    return total
+
+
+def uses_try(x):
+    try:  # rejected: try
+        y = np.sin(x)
+    except ValueError:
+        y = x
+    return y
+
+
+def uses_yield(x):
+    yield x * 2.0  # rejected: yield
+
+
+GLOBAL_TARGET = 0.0
+
+
+def uses_global(x):
+    global GLOBAL_TARGET  # rejected: global
+    GLOBAL_TARGET = x
+    return x * 2.0
+
+
+def make_uses_nonlocal():
+    total = 0.0
+
+    def uses_nonlocal(x):
+        nonlocal total  # rejected: nonlocal
+        total = x
+        return x * 2.0
+
+    return uses_nonlocal
+
+
+def uses_subscript_assignment(x):
+    x[0] = 1.0  # rejected: subscript assignment
+    return np.sum(x)
+
+
+def uses_attribute_assignment(x, state):
+    state.value = x  # rejected: attribute assignment
+    return x * 2.0
+
+
+def uses_nested_def(x):
+    def inner(y):  # rejected: nested def
+        return y * y
+
+    return inner(x)
+
+
+def uses_lambda(x):
+    square = lambda y: y * y  # noqa: E731  # rejected: lambda
+    return square(x)
+
+
+def uses_list_comprehension(x):
+    parts = [np.sin(v) for v in x]  # rejected: list comprehension
+    return np.sum(parts)
+
+
+def uses_with(x):
+    with np.errstate(all="ignore"):  # rejected: with
+        y = np.log(x)
+    return np.sum(y)
+
+
+def uses_del(x):
+    y = x * 2.0
+    del y  # rejected: del
+    return x
+
+
+def uses_import(x):
+    import math  # rejected: import
+
+    return math.sin(x)
+
+
+def uses_import_from(x):
+    from math import sin  # rejected: from import
+
+    return sin(x)
+
+
+def uses_walrus(x):
+    return (y := x * 2.0) * y  # rejected: walrus
+
+
+def uses_star_args(x, *rest):  # rejected: star args
+    return x * rest[0]
+
+
+def uses_only_star_args(*xs):  # rejected: only star args
+    return xs[0] * 2.0
+
+
+def uses_dict_comprehension(x):
+    table = {i: x * i for i in range(3)}  # rejected: dict comprehension
+    return table[1]
+
+
+def uses_generator_expression(x):
+    return sum(v * v for v in x)  # rejected: generator expression
+
+
+def uses_class(x):
+    class Box:  # rejected: class
+        value = 1.0
+
+    return x * Box.value
+
+
+# (function, marker, token the column points at, phrase of the message)
+UNSUPPORTED_SYNTAX = [
+    (uses_while, "# rejected: while", "while", "while loop"),
+    (uses_for, "# rejected: for", "for", "for loop"),
+    (uses_try, "# rejected: try", "try", "try statement"),
+    (uses_yield, "# rejected: yield", "yield", "yield"),
+    (uses_global, "# rejected: global", "global", "global"),
+    (make_uses_nonlocal(), "# rejected: nonlocal", "nonlocal", "nonlocal"),
+    (uses_subscript_assignment, "# rejected: subscript assignment", "x[0]", "element"),
+    (uses_attribute_assignment, "# rejected: attribute assignment", "state", "attribute"),
+    (uses_nested_def, "# rejected: nested def", "def", "nested function"),
+    (uses_list_comprehension, "# rejected: list comprehension", "[", "list comprehension"),
+    (uses_with, "# rejected: with", "with", "with statement"),
+    (uses_del, "# rejected: del", "del", "del"),
+    (uses_import, "# rejected: import", "import", "import"),
+    (uses_import_from, "# rejected: from import", "from", "import"),
+    (uses_walrus, "# rejected: walrus", "y :=", ":="),
+    (uses_star_args, "# rejected: star args", "rest", "*rest"),
+    (uses_dict_comprehension, "# rejected: dict comprehension", "{", "dict comprehension"),
+    (uses_generator_expression, "# rejected: generator expression", "(v", "generator"),
+    (uses_class, "# rejected: class", "class", "class"),
+]
+
+
+def assert_points_at(error: SyntaxError, marker: str, token: str) -> None:
+    lineno, text = line_marked(marker)
+    assert error.filename == __file__
+    assert error.lineno == lineno
+    assert error.offset == text.index(token) + 1
+    assert error.text is not None
+    assert error.text.strip() == text.strip()
+
+
+@pytest.mark.parametrize(
+    "function, marker, token, phrase",
+    UNSUPPORTED_SYNTAX,
+    ids=[case[1].removeprefix("# rejected: ") for case in UNSUPPORTED_SYNTAX],
+)
+def test_unsupported_syntax(function, marker, token, phrase):
+    with pytest.raises(UnsupportedSyntaxError) as info:
+        pullback.differentiable(function)
+    error = info.value
+    assert isinstance(error, PullbackError)
+    assert isinstance(error, SyntaxError)
+    assert_points_at(error, marker, token)
+    message = str(error)
+    assert phrase in message
+    assert "not supported" in message
+    assert "hint:" in message
+
+
+def test_only_star_args_is_syntax_error():
+    with pytest.raises(UnsupportedSyntaxError) as info:
+        pullback.differentiable(uses_only_star_args)
+    assert_points_at(info.value, "# rejected: only star args", "xs")
+    assert "*xs" in str(info.value)
+
+
+def test_lambda_inside_is_syntax_error():
+    with pytest.raises(UnsupportedSyntaxError) as info:
+        pullback.differentiable(uses_lambda)
+    assert_points_at(info.value, "# rejected: lambda", "lambda")
+    assert "lambda" in str(info.value)
+
+
+def test_lambda_inside_fails_at_decoration():
+    with pytest.raises(PullbackError) as info:
+        pullback.differentiable(uses_lambda)
+    assert "square" in str(info.value)
+
+
+def test_unsupported_syntax_at_decorator():
+    with pytest.raises(SyntaxError) as info:
+
+        @pullback.differentiable
+        def halve_until_small(x):
+            while x > 1.0:  # rejected at decoration
+                x = x / 2.0
+            return x
+
+    assert isinstance(info.value, PullbackError)
+    assert_points_at(info.value, "# rejected at decoration", "while")
+
+
+def test_unsupported_syntax_at_decorator_with_wrt():
+    with pytest.raises(SyntaxError) as info:
+
+        @pullback.differentiable(wrt="x")
+        def store_first(x, y):
+            x[0] = y  # rejected at decoration with wrt
+            return np.sum(x)
+
+    assert isinstance(info.value, PullbackError)
+    assert_points_at(info.value, "# rejected at decoration with wrt", "x[0]")
+
+
+def test_unsupported_syntax_from_gradient():
+    with pytest.raises(UnsupportedSyntaxError) as info:
+        pullback.gradient(uses_while)
+    assert_points_at(info.value, "# rejected: while", "while")
+
+
+def test_unsupported_syntax_from_adjoint_source():
+    with pytest.raises(UnsupportedSyntaxError) as info:
+        pullback.adjoint_source(uses_with)
+    assert_points_at(info.value, "# rejected: with", "with")
+
+
+def calls_function_with_loop(x):
+    return uses_while(x) * 2.0
+
+
+def test_unsupported_syntax_in_callee():
+    with pytest.raises(UnsupportedSyntaxError) as info:
+        pullback.gradient(calls_function_with_loop)(3.0)
+    assert_points_at(info.value, "# rejected: while", "while")
+
+
+def test_unsupported_syntax_formats_like_syntax_error():
+    with pytest.raises(UnsupportedSyntaxError) as info:
+        pullback.differentiable(uses_del)
+    lineno, _ = line_marked("# rejected: del")
+    formatted = "".join(traceback.format_exception_only(type(info.value), info.value))
+    assert f'File "{__file__}", line {lineno}' in formatted
+    assert "del y" in formatted
+
+
+# Functions without Python source.
+
+
+def exec_built_function():
+    namespace = {}
+    exec("def built_by_exec(x):\n    return x * 2.0\n", namespace)
+    return namespace["built_by_exec"]
+
+
+def times(x, factor):
+    return x * factor
+
+
+def libm_sin():
+    path = ctypes.util.find_library("m")
+    if path is None:
+        pytest.skip("libm not found")
+    library = ctypes.CDLL(path)
+    function = library.sin
+    function.restype = ctypes.c_double
+    function.argtypes = [ctypes.c_double]
+    return function
+
+
+@pytest.mark.parametrize(
+    "make_function, name",
+    [
+        (lambda: len, "len"),
+        (lambda: np.sin, "sin"),
+        (lambda: np.linalg.norm, "norm"),
+        (libm_sin, "sin"),
+        (exec_built_function, "built_by_exec"),
+        (lambda: functools.partial(times, factor=2.0), "times"),
+    ],
+    ids=["builtin", "ufunc", "numpy_function", "ctypes", "exec", "partial"],
+)
+def test_no_source(make_function, name):
+    function = make_function()
+    with pytest.raises(NoSourceError) as info:
+        pullback.gradient(function)
+    message = str(info.value)
+    assert isinstance(info.value, PullbackError)
+    assert name in message
+    assert "object at 0x" not in message, "the message shows a repr, not the name"
+    assert "derivative_of" in message
+
+
+def test_no_source_at_decoration():
+    with pytest.raises(NoSourceError) as info:
+        pullback.differentiable(exec_built_function())
+    assert "derivative_of" in str(info.value)
+
+
+def calls_exec_built(x):
+    return CALLED_EXEC_BUILT(x) + 1.0
+
+
+CALLED_EXEC_BUILT = exec_built_function()
+
+
+def test_no_source_in_callee():
+    with pytest.raises(NoSourceError) as info:
+        pullback.gradient(calls_exec_built)(1.0)
+    message = str(info.value)
+    assert "built_by_exec" in message
+    assert "derivative_of" in message
+
+
+# NumPy functions without a derivative rule.
+
+
+def svd_of_input(x):
+    s = np.linalg.svd(x, compute_uv=False)  # no rule: svd
+    return np.sum(s)
+
+
+def fft_of_input(x):
+    spectrum = np.abs(np.fft.fft(x))  # no rule: fft
+    return np.sum(spectrum)
+
+
+def svd_after_other_work(x):
+    y = np.sin(x) * 2.0
+    z = np.linalg.svd(y @ y.T, compute_uv=False)[0]  # no rule: svd later
+    return z
+
+
+SVD_INPUT = np.array([[2.0, 1.0], [1.0, 3.0]])
+FFT_INPUT = np.array([1.0, 2.0, 0.5, -1.0])
+
+
+def svd_of_constant(x):
+    s = np.linalg.svd(SVD_INPUT, compute_uv=False)
+    return np.sum(x * s)
+
+
+def fft_of_constant(x):
+    spectrum = np.abs(np.fft.fft(FFT_INPUT))
+    return np.sum(x * spectrum)
+
+
+@pytest.mark.parametrize(
+    "function, marker, name",
+    [
+        (svd_of_input, "# no rule: svd", "svd"),
+        (fft_of_input, "# no rule: fft", "fft"),
+        (svd_after_other_work, "# no rule: svd later", "svd"),
+    ],
+    ids=["svd", "fft", "svd_later"],
+)
+def test_function_without_rule(function, marker, name):
+    lineno, _ = line_marked(marker)
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(function)
+    message = str(info.value)
+    assert isinstance(info.value, PullbackError)
+    assert name in message
+    assert "derivative_of" in message
+    assert f"{__file__}:{lineno}" in message
+
+
+def test_function_without_rule_at_decoration():
+    with pytest.raises(DifferentiationError):
+        pullback.differentiable(svd_of_input)
+
+
+@pytest.mark.parametrize("function, constant", [
+    (svd_of_constant, np.linalg.svd(SVD_INPUT, compute_uv=False)),
+    (fft_of_constant, np.abs(np.fft.fft(FFT_INPUT))),
+], ids=["svd", "fft"])
+def test_function_without_rule_on_constants(function, constant):
+    x = np.ones_like(constant)
+    np.testing.assert_allclose(pullback.gradient(function)(x), constant)
+
+
+# Non-scalar results.
+
+
+def elementwise_sin(x):
+    return np.sin(x)
+
+
+def pair_of_sums(x):
+    return np.sum(x), np.sum(x * x)
+
+
+def total(x):
+    return np.sum(x)
+
+
+def one_element_vector(x):
+    return np.sum(x, keepdims=True)
+
+
+@pytest.mark.parametrize(
+    "function, shape_text",
+    [
+        (elementwise_sin, "(3,)"),
+        (pair_of_sums, "tuple"),
+        (one_element_vector, "(1,)"),
+    ],
+    ids=["array", "tuple", "keepdims"],
+)
+def test_gradient_of_non_scalar(function, shape_text):
+    with pytest.raises(NonScalarOutputError) as info:
+        pullback.gradient(function)(np.ones(3))
+    message = str(info.value)
+    assert isinstance(info.value, PullbackError)
+    assert "value_and_pullback" in message
+    assert shape_text in message
+    assert function.__name__ in message
+
+
+def test_value_and_gradient_of_non_scalar():
+    with pytest.raises(NonScalarOutputError, match="value_and_pullback"):
+        pullback.value_and_gradient(elementwise_sin)(np.ones(3))
+
+
+# wrt arguments.
+
+
+def two_parameters(x, y):
+    return np.sum(x * y)
+
+
+@pytest.mark.parametrize(
+    "wrt, phrase",
+    [
+        ("z", "'z'"),
+        (2, "out of range"),
+        (-3, "out of range"),
+        (("x", "x"), "twice"),
+        (("x", 0), "twice"),
+        ((1, -1), "twice"),
+        (1.5, "1.5"),
+        (("x", None), "None"),
+        (True, "True"),
+        (b"x", "b'x'"),
+        ((), "wrt"),
+    ],
+    ids=[
+        "unknown_name", "index_too_large", "index_too_small", "duplicate_name",
+        "duplicate_mixed", "duplicate_negative", "float", "none_item", "bool",
+        "bytes", "empty",
+    ],
+)
+def test_bad_wrt(wrt, phrase):
+    with pytest.raises(WrtError) as info:
+        pullback.gradient(two_parameters, wrt=wrt)
+    message = str(info.value)
+    assert isinstance(info.value, PullbackError)
+    assert phrase in message
+
+
+def test_bad_wrt_names_parameters():
+    with pytest.raises(WrtError) as info:
+        pullback.gradient(two_parameters, wrt="z")
+    message = str(info.value)
+    assert "'x'" in message
+    assert "'y'" in message
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        lambda wrt: pullback.differentiable(two_parameters, wrt=wrt),
+        lambda wrt: pullback.differentiable(wrt=wrt)(two_parameters),
+        lambda wrt: pullback.value_and_gradient(two_parameters, wrt=wrt),
+        lambda wrt: pullback.value_and_pullback(two_parameters, 1.0, 2.0, wrt=wrt),
+        lambda wrt: pullback.pullback(two_parameters, 1.0, 2.0, wrt=wrt),
+        lambda wrt: pullback.adjoint_source(two_parameters, wrt=wrt),
+    ],
+    ids=[
+        "differentiable", "differentiable_decorator", "value_and_gradient",
+        "value_and_pullback", "pullback", "adjoint_source",
+    ],
+)
+def test_bad_wrt_in_every_entry(entry):
+    with pytest.raises(WrtError):
+        entry("missing")
+
+
+def no_parameters():
+    return 1.0
+
+
+def test_no_parameters_to_differentiate():
+    with pytest.raises(WrtError, match="no parameters"):
+        pullback.gradient(no_parameters)
+
+
+# Cotangents of the wrong shape.
+
+
+@pytest.mark.parametrize(
+    "function, cotangent, phrase",
+    [
+        (elementwise_sin, np.ones(4), "(3,)"),
+        (elementwise_sin, np.ones((3, 1)), "(3, 1)"),
+        (elementwise_sin, 1.0, "()"),
+        (pair_of_sums, np.ones(3), "tuple"),
+        (pair_of_sums, (1.0, 1.0, 1.0), "2"),
+        (pair_of_sums, (1.0, np.ones(2)), "(2,)"),
+        (total, np.ones(2), "(2,)"),
+    ],
+    ids=[
+        "longer", "extra_axis", "scalar_for_array", "array_for_tuple",
+        "tuple_too_long", "tuple_item_shape", "array_for_scalar",
+    ],
+)
+def test_cotangent_of_wrong_shape(function, cotangent, phrase):
+    _, pullback_of_f = pullback.value_and_pullback(function, np.ones(3))
+    with pytest.raises(CotangentError) as info:
+        pullback_of_f(cotangent)
+    message = str(info.value)
+    assert isinstance(info.value, PullbackError)
+    assert phrase in message
+    assert "cotangent" in message
+
+
+# Zero-derivative warnings. Each test uses its own function, because the
+# warning goes out once per compiled function and wrt.
+
+
+def ignores_y(x, y):
+    return np.sum(np.sin(x))
+
+
+def ignores_count(x, count):
+    return np.sum(np.sin(x))
+
+
+def uses_both(x, y):
+    return np.sum(np.sin(x) * y)
+
+
+def uses_y_in_branch_only(x, y):
+    if np.sum(x) > 0:
+        return np.sum(x * y)
+    return np.sum(x)
+
+
+def floors_y(x, y):
+    return np.sum(x) * np.floor(y)  # cut: floor
+
+
+def ignores_y_once(x, y):
+    return np.sum(x * 2.0)
+
+
+def ignores_y_located(x, y):
+    return np.sum(x * 3.0)
+
+
+def test_zero_derivative_warning_names_parameter():
+    with pytest.warns(ZeroDerivativeWarning) as record:
+        gradients = pullback.gradient(ignores_y)(np.ones(3), 2.0)
+    messages = [str(w.message) for w in record if w.category is ZeroDerivativeWarning]
+    assert len(messages) == 1
+    assert "'y'" in messages[0]
+    assert "'x'" not in messages[0]
+    assert gradients[1] == 0.0 or gradients[1] is None
+
+
+def test_zero_derivative_warning_location():
+    with pytest.warns(ZeroDerivativeWarning) as record:
+        pullback.gradient(ignores_y_located)(np.ones(3), np.ones(2))
+    warning = next(w for w in record if w.category is ZeroDerivativeWarning)
+    assert warning.filename == __file__
+    assert warning.lineno == ignores_y_located.__code__.co_firstlineno
+
+
+def test_zero_derivative_warning_once():
+    pullback.gradient(ignores_y_once)(np.ones(3), 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZeroDerivativeWarning)
+        pullback.gradient(ignores_y_once)(np.ones(3), 1.0)
+
+
+def test_zero_derivative_silent_for_int_parameter():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZeroDerivativeWarning)
+        grad_x, grad_count = pullback.gradient(ignores_count)(np.ones(3), 4)
+    assert grad_count is None
+    np.testing.assert_allclose(grad_x, np.cos(np.ones(3)))
+
+
+def test_zero_derivative_silent_for_used_parameters():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZeroDerivativeWarning)
+        pullback.gradient(uses_both)(np.ones(3), 2.0)
+        pullback.gradient(uses_y_in_branch_only)(-np.ones(3), 2.0)
+
+
+def test_zero_derivative_silent_outside_wrt():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZeroDerivativeWarning)
+        pullback.gradient(ignores_y, wrt="x")(np.ones(3), 2.0)
+
+
+def test_zero_derivative_names_implicit_cut():
+    lineno, _ = line_marked("# cut: floor")
+    with pytest.warns(ZeroDerivativeWarning) as record:
+        pullback.gradient(floors_y)(np.ones(3), 2.5)
+    message = str(next(w for w in record if w.category is ZeroDerivativeWarning).message)
+    assert "'y'" in message
+    assert f"line {lineno}" in message
+    assert "floor" in message
+
+
+# Tracebacks through generated code.
+
+
+def divides(x, y):
+    return x / y
+
+
+def logs_negative_sum(x):
+    total = np.sum(x)
+    return np.log(total) + x[10]
+
+
+def test_traceback_shows_generated_lines():
+    with pytest.raises(ZeroDivisionError) as info:
+        pullback.gradient(divides)(1.0, 0.0)
+    frames = traceback.extract_tb(info.value.__traceback__)
+    generated = [frame for frame in frames if frame.name == "divides_vjp"]
+    assert len(generated) == 1
+    frame = generated[0]
+    assert frame.filename != __file__
+    lines = linecache.getlines(frame.filename)
+    assert lines, f"linecache has no lines for {frame.filename}"
+    assert frame.line
+    assert frame.line == lines[frame.lineno - 1].strip()
+    assert "/" in frame.line
+    assert any("def divides_vjp" in line for line in lines)
+
+
+def test_traceback_source_matches_adjoint_source():
+    with pytest.raises(IndexError) as info:
+        pullback.gradient(logs_negative_sum)(np.ones(3))
+    frames = traceback.extract_tb(info.value.__traceback__)
+    frame = next(frame for frame in frames if frame.name == "logs_negative_sum_vjp")
+    generated_lines = {line.strip() for line in linecache.getlines(frame.filename)}
+    source = pullback.adjoint_source(logs_negative_sum)
+    for line in source.splitlines():
+        if line.strip() and not line.startswith("#"):
+            assert line.strip() in generated_lines
+    assert "[10]" in frame.line
+
+
+def test_internal_error_is_bug_report():
+    error = InternalError("an invariant broke")
+    assert isinstance(error, PullbackError)
+    assert "bug in pullback" in str(error)
