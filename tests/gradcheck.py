@@ -6,7 +6,7 @@ random cotangent `u` for the result, and asserts
     <pullback(u), v>  ==  <u, (f(args + eps v) - f(args - eps v)) / (2 eps)>
 
 within tolerance. The right side is the Jacobian-vector product `<u, J v>`
-by central differences, whose error is second order in `eps`; the left side
+by central differences, whose error is second order in `eps`. The left side
 is `<J^T u, v>`, so the check is also the inner-product identity. One random
 direction tests every column of the Jacobian at once, as HIPS autograd's
 checker does. Each cotangent must also have its primal's shape and floating
@@ -94,7 +94,9 @@ def inner(a, b) -> float:
         return 0.0
     if isinstance(a, list | tuple):
         return sum(inner(x, y) for x, y in zip(a, b, strict=True))
-    return float(np.sum(np.asarray(a, dtype=np.float64) * np.asarray(b, dtype=np.float64)))
+    return float(
+        np.sum(np.asarray(a, dtype=np.float64) * np.asarray(b, dtype=np.float64))
+    )
 
 
 def check_structure(cotangent, primal, where: str) -> None:
@@ -128,7 +130,9 @@ def check_structure(cotangent, primal, where: str) -> None:
         )
         return
     expected = np.result_type(primal)
-    assert actual == expected, f"{where}: cotangent dtype {actual} != primal dtype {expected}"
+    assert actual == expected, (
+        f"{where}: cotangent dtype {actual} != primal dtype {expected}"
+    )
 
 
 def _compare(call, args, positions, cotangents, cotangent, directions, eps, rtol, atol):
@@ -136,7 +140,8 @@ def _compare(call, args, positions, cotangents, cotangent, directions, eps, rtol
     minus = call([step(a, d, -eps) for a, d in zip(args, directions, strict=True)])
     forward = inner(cotangent, difference(plus, minus, eps))
     backward = sum(
-        inner(c, directions[position]) for position, c in zip(positions, cotangents, strict=True)
+        inner(c, directions[position])
+        for position, c in zip(positions, cotangents, strict=True)
     )
     tolerance = atol + rtol * max(abs(forward), abs(backward))
     assert abs(forward - backward) <= tolerance, (
@@ -180,19 +185,31 @@ def check_vjp(
     value = function(*args)
     if cotangent is None:
         cotangent = random_like(value, rng)
-    directions = [random_like(a, rng) if i in positions else None for i, a in enumerate(args)]
+    directions = [
+        random_like(a, rng) if i in positions else None for i, a in enumerate(args)
+    ]
     cotangents = pullback(cotangent)
-    if len(positions) == 1 and not (isinstance(cotangents, tuple) and len(cotangents) == 1):
+    if len(positions) == 1 and not (
+        isinstance(cotangents, tuple) and len(cotangents) == 1
+    ):
         cotangents = (cotangents,)
     assert len(cotangents) == len(positions), (
-        f"the pullback returned {len(cotangents)} cotangents for {len(positions)} arguments"
+        f"the pullback returned {len(cotangents)} cotangents "
+        f"for {len(positions)} arguments"
     )
     if check_dtypes:
         for position, c in zip(positions, cotangents, strict=True):
             check_structure(c, args[position], f"argument {position}")
     return _compare(
-        lambda values: function(*values), args, positions, cotangents, cotangent,
-        directions, eps, rtol, atol,
+        lambda values: function(*values),
+        args,
+        positions,
+        cotangents,
+        cotangent,
+        directions,
+        eps,
+        rtol,
+        atol,
     )
 
 
@@ -226,7 +243,9 @@ def _wrt_positions(wrt, names) -> tuple[tuple[int, ...], bool]:
         return tuple(range(len(names))), len(names) == 1
     single = isinstance(wrt, str | int)
     items = [wrt] if single else list(wrt)
-    positions = tuple(names.index(w) if isinstance(w, str) else w % len(names) for w in items)
+    positions = tuple(
+        names.index(w) if isinstance(w, str) else w % len(names) for w in items
+    )
     return positions, single or len(positions) == 1
 
 
@@ -246,10 +265,13 @@ def check_gradient(
     gradients = library.gradient(function, wrt=wrt)(*args, **kwargs)
     listed = (gradients,) if bare else tuple(gradients)
     assert len(listed) == len(positions), (
-        f"pullback.gradient returned {len(listed)} gradients for {len(positions)} parameters"
+        f"pullback.gradient returned {len(listed)} gradients "
+        f"for {len(positions)} parameters"
     )
     for position, gradient_of_arg in zip(positions, listed, strict=True):
-        check_structure(gradient_of_arg, values[position], f"parameter {names[position]!r}")
+        check_structure(
+            gradient_of_arg, values[position], f"parameter {names[position]!r}"
+        )
     rng = np.random.default_rng(seed)
     directions = [
         random_like(v, rng) if i in positions else None for i, v in enumerate(values)
@@ -267,13 +289,16 @@ def check_pullback(
 
     names, values, call = _bind(function, args, kwargs)
     positions, bare = _wrt_positions(wrt, names)
-    value, pullback_of_function = library.value_and_pullback(function, *args, wrt=wrt, **kwargs)
+    value, pullback_of_function = library.value_and_pullback(
+        function, *args, wrt=wrt, **kwargs
+    )
     rng = np.random.default_rng(seed)
     cotangent = random_like(value, rng)
     cotangents = pullback_of_function(cotangent)
     listed = (cotangents,) if bare else tuple(cotangents)
     assert len(listed) == len(positions), (
-        f"the pullback returned {len(listed)} cotangents for {len(positions)} parameters"
+        f"the pullback returned {len(listed)} cotangents "
+        f"for {len(positions)} parameters"
     )
     for position, c in zip(positions, listed, strict=True):
         check_structure(c, values[position], f"parameter {names[position]!r}")

@@ -1,8 +1,10 @@
-"""Functions that import NumPy as `xp` while `np` names a float.
+"""Functions that import NumPy as `xp` and math as `m`, while `np` names a
+float and `math` a string.
 
-Generated code that assumed `np` is NumPy would multiply by 2.0 or fail, so
-these check that pullback reaches NumPy through the user's own alias or its
-runtime, never through a guessed name.
+Generated code that assumed `np` is NumPy or `math` is the math module would
+compute the wrong value or fail, so these check that pullback reaches both
+modules through the user's own aliases or its runtime, never through a guessed
+name.
 """
 
 import math as m

@@ -271,7 +271,7 @@ def test_checkpointed_gradient_direct():
 
 
 def test_checkpointed_source_direct():
-    assert "x" in adjoint_source(counted_square)
+    assert "counted_square" in adjoint_source(counted_square)
 
 
 # NumPy Generators are replayed; global random state is rejected.

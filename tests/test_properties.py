@@ -22,8 +22,8 @@ import pullback
 from pullback.errors import InternalError
 
 # Inputs are drawn from this interval, and a program is discarded when an
-# intermediate value leaves [-LIMIT, LIMIT], so finite differences with a step
-# of 1e-6 stay accurate to about 1e-7 relative.
+# intermediate value leaves [-LIMIT, LIMIT]. Bounded values keep the error of
+# finite differences with a step of 1e-6 well below the check's tolerance.
 INPUT_BOUND = 1.5
 LIMIT = 1e3
 
@@ -35,8 +35,9 @@ SHAPE_FAMILIES = [
 ]
 
 # Statement templates: (template, what it needs of `{a}`, result shape).
-# `{a}` and `{b}` are earlier variables; "any" accepts every value, "array"
-# needs at least one axis, "numpy" needs a NumPy value (not a Python float).
+# `{a}` and `{b}` are earlier variables. The requirement "any" accepts every
+# value, "array" needs at least one axis, and "numpy" needs a NumPy value
+# rather than a Python float.
 ELEMENTWISE = "elementwise"
 UNARY = [
     ("np.sin({a})", "any", ELEMENTWISE),
@@ -177,7 +178,7 @@ def test_generated_program_gradient(drawn, seed):
 
     try:
         with warnings.catch_warnings():
-            # Programs may ignore an input; that warning is tested elsewhere.
+            # A program may ignore an input, and test_errors checks that warning.
             warnings.simplefilter("ignore", pullback.ZeroDerivativeWarning)
             check_gradient(module.program, *args, seed=seed)
     except InternalError as error:

@@ -274,10 +274,8 @@ class Classifier:
 
     def rule_call(self, statement, targets, call, rule) -> Operation:
         bindings = self.bind(call, rule)
-        inputs = [(name, bindings[name].id) for name in rule.differentiable_params()
-                  if isinstance(bindings.get(name), gast.Name)]
-        return Operation(statement, RULE, targets, inputs, rule, bindings,
-                         reads=_names(call))
+        return Operation(statement, RULE, targets, _rule_inputs(rule, bindings), rule,
+                         bindings, reads=_names(call))
 
     def bind(self, call, rule, extra_first=None) -> dict:
         """Bind a call's arguments to a rule's parameters, defaults included."""
@@ -333,10 +331,8 @@ class Classifier:
         rule = rules.METHOD_RULES.get(name)
         if rule is not None:
             bindings = self.bind(call, rule, extra_first=owner)
-            inputs = [(p, bindings[p].id) for p in rule.differentiable_params()
-                      if isinstance(bindings.get(p), gast.Name)]
-            return Operation(statement, RULE, targets, inputs, rule, bindings,
-                             reads=_names(call))
+            return Operation(statement, RULE, targets, _rule_inputs(rule, bindings),
+                             rule, bindings, reads=_names(call))
         kind = rules.NON_DIFFERENTIABLE_METHODS.get(name)
         if kind is not None:
             return self.stopped(statement, targets, call, kind, f".{name}()")
@@ -396,6 +392,25 @@ _OPERATOR_SYMBOLS = {
     "FloorDiv": "//", "Not": "not", "Invert": "~", "BitAnd": "&", "BitOr": "|",
     "BitXor": "^", "LShift": "<<", "RShift": ">>",
 }
+
+
+def _rule_inputs(rule, bindings: dict) -> list:
+    """Differentiable inputs of a rule call: (parameter, name) pairs.
+
+    Each element of a `*name` parameter is an input of its own, with the role
+    (parameter, position), so its template reads `index`.
+    """
+    variadic = {param.name for param in rule.params if param.variadic}
+    inputs = []
+    for param in rule.differentiable_params():
+        node = bindings.get(param)
+        if param in variadic and isinstance(node, gast.Tuple):
+            inputs += [((param, position), element.id)
+                       for position, element in enumerate(node.elts)
+                       if isinstance(element, gast.Name)]
+        elif isinstance(node, gast.Name):
+            inputs.append((param, node.id))
+    return inputs
 
 
 def _hashable(value) -> bool:

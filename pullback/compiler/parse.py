@@ -57,11 +57,13 @@ class ParsedFunction:
 
 
 def _no_source(function, reason: str) -> NoSourceError:
-    name = getattr(function, "__qualname__", None) or repr(function)
+    name = (getattr(function, "__qualname__", None)
+            or getattr(function, "__name__", None) or repr(function))
+    short = getattr(function, "__name__", None) or "the_function"
     return NoSourceError(
         f"cannot differentiate {name}: {reason}. pullback compiles a function "
         "from its Python source; register a derivative for it with "
-        f"@pullback.derivative_of({getattr(function, '__name__', 'f')}) instead"
+        f"@pullback.derivative_of({short}) instead"
     )
 
 

@@ -19,7 +19,7 @@ from pullback.compiler.normalize import normalize_function
 from pullback.compiler.parse import ParsedFunction, parse_function, unwrap_function
 from pullback.compiler.reverse import Aliases, ReverseBuilder, name
 from pullback.errors import WrtError
-from pullback.runtime import registry
+from pullback.runtime import markers, registry
 
 
 @dataclasses.dataclass
@@ -51,6 +51,7 @@ _VARIADIC_FLAGS = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
 
 
 def parameter_names(function) -> tuple[str, ...]:
+    function = markers.checkpointed_target(function) or function
     record = registry.custom_derivative(getattr(function, "__func__", function))
     if record is not None:
         return record.param_names
@@ -99,6 +100,9 @@ def resolve_wrt(function, wrt) -> tuple[str, ...]:
 
 def compile_vjp(function, wrt=None) -> CompiledVJP:
     """Compile (or fetch from the cache) the VJP of `function` for `wrt`."""
+    # Differentiated directly, a checkpointed function has no caller whose
+    # memory recomputation could save: its own VJP is the one to run.
+    function = markers.checkpointed_target(function) or function
     record = registry.custom_derivative(getattr(function, "__func__", function))
     if record is not None:
         return _registered(record, resolve_wrt(function, wrt))

@@ -25,7 +25,7 @@ from pullback.compiler.classify import (
     Branch,
     Operation,
 )
-from pullback.compiler.normalize import NormalizedFunction, source_line_of
+from pullback.compiler.normalize import NormalizedFunction, is_atom, source_line_of
 from pullback.errors import InternalError
 
 COMMENT_MARKER = "__pullback_comment__ "
@@ -88,6 +88,10 @@ class ReverseBuilder:
         self.wrt = wrt
         self.aliases = aliases
         self.pullback_names: dict[int, str] = {}
+        self.numeric_variables = {
+            target for item in _flatten(block) if item.kind == RULE
+            for target in item.targets
+        }
 
     # Forward pass.
 
@@ -191,6 +195,9 @@ class ReverseBuilder:
                    defined: dict, out: list) -> None:
         """Add a contribution to `variable`'s cotangent, binding it if new."""
         cotangent = self.namer.cotangent(variable)
+        # Only values computed by rules are arrays or numbers for sure: a
+        # parameter or a display may be a list, for which + would concatenate.
+        numeric = numeric and variable in self.numeric_variables
         if variable not in defined:
             out.append(_assign(cotangent, contribution))
             defined[variable] = numeric
@@ -255,19 +262,24 @@ class ReverseBuilder:
         bindings["math"] = self.aliases.math
         bindings["rt"] = name(self.aliases.runtime)
         for role, variable in active_inputs:
-            contribution = rules.instantiate(rule.adjoints[role], bindings)
-            if rule.broadcasting and self.may_broadcast(operation, role):
+            param = role
+            if isinstance(role, tuple):  # One element of a *name parameter.
+                param, position = role
+                bindings["index"] = gast.Constant(value=position, kind=None)
+            contribution = rules.instantiate(rule.adjoints[param], bindings)
+            if rule.broadcasting and self.may_broadcast(operation, param):
                 contribution = _runtime_call(self.aliases, "unbroadcast",
                                              contribution, name(variable))
             self.accumulate(variable, contribution, True, defined, out)
 
     @staticmethod
-    def may_broadcast(operation: Operation, role) -> bool:
-        """An operand broadcasts unless every other operand is a number literal."""
+    def may_broadcast(operation: Operation, param: str) -> bool:
+        """An operand broadcasts unless every other argument is a literal."""
         for other, node in operation.bindings.items():
-            if other == role or other not in operation.rule.adjoints:
+            if other == param:
                 continue
-            if not (isinstance(node, gast.Constant) and isinstance(node.value, int | float)):
+            if not (isinstance(node, gast.Constant) or is_atom(node) and
+                    not isinstance(node, gast.Name)):
                 return True
         return False
 

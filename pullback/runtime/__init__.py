@@ -12,8 +12,8 @@ from pullback.runtime.arrays import (
     cast_like,
     clip_bound_adjoint,
     cumsum_adjoint,
-    exponent_adjoint,
     expand_reduced,
+    exponent_adjoint,
     extremum_adjoint,
     linspace_adjoint,
     maximum_share,
@@ -27,6 +27,7 @@ from pullback.runtime.arrays import (
     unreduce,
     var_adjoint,
 )
+from pullback.runtime.checkpoint import recompute
 from pullback.runtime.linalg import (
     dot_adjoint_lhs,
     dot_adjoint_rhs,
@@ -41,6 +42,7 @@ from pullback.runtime.linalg import (
     tensordot_adjoint_lhs,
     tensordot_adjoint_rhs,
 )
+from pullback.runtime.markers import apply_hook, generator_states
 from pullback.runtime.registry import vjp_of
 from pullback.runtime.scalars import (
     digamma,
@@ -68,8 +70,6 @@ from pullback.runtime.shapes import (
     transpose_adjoint,
     vstack_adjoint,
 )
-from pullback.runtime.checkpoint import recompute
-from pullback.runtime.markers import apply_hook, generator_states
 from pullback.runtime.structure import subscript_adjoint, unpack_adjoint
 from pullback.runtime.tangents import add, is_differentiable_value, scale, zeros_like
 

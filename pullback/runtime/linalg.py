@@ -9,7 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from pullback.errors import PullbackError
-from pullback.runtime.arrays import cast_like, expand_reduced, normalize_axes, unbroadcast
+from pullback.runtime.arrays import (
+    cast_like,
+    expand_reduced,
+    normalize_axes,
+    unbroadcast,
+)
 
 
 def _mT(array):
@@ -177,7 +182,11 @@ def _parse_einsum(subscripts: str, operands) -> tuple[list[str], str]:
             for letter in text:
                 counts[letter] = counts.get(letter, 0) + 1
         named = sorted(
-            (letter for letter, n in counts.items() if n == 1 and letter not in broadcast_letters),
+            (
+                letter
+                for letter, n in counts.items()
+                if n == 1 and letter not in broadcast_letters
+            ),
             key=_LETTERS.index,
         )
         output = broadcast_letters + "".join(named)
@@ -215,7 +224,8 @@ def einsum_adjoint(cotangent, subscripts, operands, index):
     shape = np.shape(target)
     # Axes of length 1 in this operand that broadcast against other operands.
     stretched = tuple(
-        i for i, letter in enumerate(computed)
+        i
+        for i, letter in enumerate(computed)
         if shape[own.index(letter)] == 1 and grad.shape[i] != 1
     )
     if stretched:
@@ -296,7 +306,9 @@ def norm_adjoint(cotangent, result, x, ord=None, axis=None, keepdims=False):
     if len(axes) == 1:
         if ord is None and ndim == 1:
             return cast_like(expanded_cotangent * x / expanded_result, x)
-        grad = _vector_norm_adjoint(expanded_cotangent, expanded_result, x, ord, axes[0])
+        grad = _vector_norm_adjoint(
+            expanded_cotangent, expanded_result, x, ord, axes[0]
+        )
         return cast_like(grad, x)
     if len(axes) == 2:
         destination = (ndim - 2, ndim - 1)

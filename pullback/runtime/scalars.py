@@ -31,7 +31,9 @@ def extremum_share(cotangent, result, args, index):
     if len(args) == 1:
         items = args[0]
         ties = sum(1 for item in items if item == result)
-        shares = [cotangent / ties if item == result else 0.0 * cotangent for item in items]
+        shares = [
+            cotangent / ties if item == result else 0.0 * cotangent for item in items
+        ]
         return _like_sequence(shares, items)
     if args[index] != result:
         return 0.0 * cotangent

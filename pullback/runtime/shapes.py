@@ -72,7 +72,11 @@ def transpose_adjoint(cotangent, axes=None):
     `axes` is None, a permutation, or the method's tuple of arguments: `()`,
     `(None,)`, `((1, 0),)` or `(1, 0)`.
     """
-    if isinstance(axes, tuple) and len(axes) == 1 and not isinstance(axes[0], int | np.integer):
+    if (
+        isinstance(axes, tuple)
+        and len(axes) == 1
+        and not isinstance(axes[0], int | np.integer)
+    ):
         axes = axes[0]
     if axes is None or (isinstance(axes, tuple) and not axes):
         return np.transpose(cotangent)
@@ -90,7 +94,9 @@ def concatenate_adjoint(cotangent, arrays, axis=0):
     """Adjoint of `np.concatenate(arrays, axis)`: the cotangent cut into pieces."""
     if axis is None:
         pieces = _split(np.ravel(cotangent), [np.size(a) for a in arrays], 0)
-        pieces = [np.reshape(p, np.shape(a)) for p, a in zip(pieces, arrays, strict=True)]
+        pieces = [
+            np.reshape(p, np.shape(a)) for p, a in zip(pieces, arrays, strict=True)
+        ]
     else:
         pieces = _split(cotangent, [np.shape(a)[axis] for a in arrays], axis)
     return _like_sequence(
@@ -107,7 +113,8 @@ def stack_adjoint(cotangent, arrays, axis=0):
 
 
 def _joined_adjoint(cotangent, arrays, promoted: list, axis: int):
-    """Split a join of `promoted` (the arrays after `atleast_Nd`) and undo the promotion."""
+    """Split the cotangent of a join of `promoted`, the arrays after
+    `atleast_Nd`, and undo the promotion."""
     pieces = _split(cotangent, [p.shape[axis] for p in promoted], axis)
     cotangents = [
         _element_cotangent(np.reshape(piece, np.shape(a)), a)
@@ -136,7 +143,8 @@ def dstack_adjoint(cotangent, arrays):
 def column_stack_adjoint(cotangent, arrays):
     """Adjoint of `np.column_stack`: 1-D inputs become columns, join on axis 1."""
     promoted = [
-        np.asarray(a).reshape(-1, 1) if np.ndim(a) < 2 else np.asarray(a) for a in arrays
+        np.asarray(a).reshape(-1, 1) if np.ndim(a) < 2 else np.asarray(a)
+        for a in arrays
     ]
     return _joined_adjoint(cotangent, arrays, promoted, 1)
 

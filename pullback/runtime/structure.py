@@ -43,6 +43,11 @@ def subscript_adjoint(cotangent, primal, index):
             parts[index] = cotangent
         parts = [zeros_like(p) if c is None else c for p, c in zip(primal, parts, strict=True)]
         return type(primal)(parts)
+    if isinstance(primal, dict):
+        return {
+            key: cotangent if key == index else zeros_like(value)
+            for key, value in primal.items()
+        }
     raise TypeError(
         f"cannot differentiate a subscript of a {type(primal).__name__}; "
         "differentiated code indexes arrays, tuples and lists"

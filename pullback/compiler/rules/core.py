@@ -219,7 +219,9 @@ def operator(
     return rule
 
 
-def method(name: str, signature: str, *, broadcasting: bool = False, **adjoints: str) -> Rule:
+def method(
+    name: str, signature: str, *, broadcasting: bool = False, **adjoints: str
+) -> Rule:
     """Register an array method; the signature starts with `self`."""
     params = parse_signature(signature)
     _check_templates(f"ndarray.{name}", params, adjoints)
@@ -255,7 +257,9 @@ def parse_template(template: str):
     try:
         module = gast.parse(template, mode="eval")
     except SyntaxError as error:
-        raise InternalError(f"rule template {template!r} does not parse: {error}")
+        raise InternalError(
+            f"rule template {template!r} does not parse: {error}"
+        ) from error
     return module.body
 
 

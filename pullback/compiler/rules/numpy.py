@@ -186,7 +186,8 @@ defrule(np.triu, "m, k=0", m="np.triu(g, k)")
 defrule(np.tril, "m, k=0", m="np.tril(g, k)")
 
 # Joining: the sequence's cotangent is one piece of g per array.
-defrule(np.concatenate, "arrays, /, axis=0, out=None, *, dtype=None, casting='same_kind'",
+defrule(np.concatenate,
+        "arrays, /, axis=0, out=None, *, dtype=None, casting='same_kind'",
         arrays="rt.concatenate_adjoint(g, arrays, axis)")
 defrule(np.stack, "arrays, axis=0, out=None, *, dtype=None, casting='same_kind'",
         arrays="rt.stack_adjoint(g, arrays, axis)")

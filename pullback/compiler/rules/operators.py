@@ -10,7 +10,8 @@ operator("Add",     "x, y", x="g",                 y="g")
 operator("Sub",     "x, y", x="g",                 y="-g")
 operator("Mult",    "x, y", x="g * y",             y="g * x")
 operator("Div",     "x, y", x="g / y",             y="-g * ans / y")
-operator("Pow",     "x, y", x="g * y * x ** (y - 1)", y="rt.exponent_adjoint(g, ans, x)")
+operator("Pow",     "x, y", x="g * y * x ** (y - 1)",
+                            y="rt.exponent_adjoint(g, ans, x)")
 operator("Mod",     "x, y", x="g",                 y="-g * np.floor_divide(x, y)")
 # The matmul helpers unbroadcast stacked operands themselves.
 operator("MatMult", "x, y", broadcasting=False,
