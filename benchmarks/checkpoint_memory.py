@@ -1,10 +1,10 @@
 """Peak memory and time of a gradient with and without checkpointing.
 
 The function is a chain of 32 blocks, each four elementwise operations on a
-1 MiB float64 array (131072 elements). One variant calls the blocks plainly,
-so its pullback keeps every block's intermediates alive; the other calls
-`checkpointed(block)`, so the forward pass keeps only each block's input and
-the pullback recomputes the block's VJP.
+1 MiB float64 array (131072 elements). The plain variant calls the blocks
+directly, so its pullback keeps every block's intermediates alive. The
+checkpointed variant calls `checkpointed(block)`: its forward pass keeps only
+each block's input, and its pullback recomputes the block's VJP.
 
 For each variant the script reports
 - retained after forward: traced memory still allocated after
@@ -13,7 +13,7 @@ For each variant the script reports
 - time: the median wall time of one `gradient` call, measured without
   tracing, with the two variants taking turns.
 
-Memory is measured with `tracemalloc`, which sees NumPy's data buffers. The
+Memory is measured with `tracemalloc`, which traces NumPy's data buffers. The
 input array exists before tracing starts and is not counted. Every call is
 made once before measuring, so compilation is not counted either.
 
@@ -166,7 +166,9 @@ def gradient_milliseconds(functions: dict, x, repeats: int) -> dict:
             started = time.perf_counter()
             gradient_of_function(x)
             times[name].append(time.perf_counter() - started)
-    return {name: statistics.median(samples) * 1000.0 for name, samples in times.items()}
+    return {
+        name: statistics.median(samples) * 1000.0 for name, samples in times.items()
+    }
 
 
 def cpu_model() -> str:
@@ -204,11 +206,13 @@ def main() -> int:
 
     print(f"CPU: {cpu_model()}, {os.cpu_count()} logical cores")
     print(f"Python {platform.python_version()}, NumPy {np.__version__}")
-    print(f"{BLOCK_COUNT} blocks of 4 elementwise operations on {x.nbytes / MEBIBYTE:.0f} MiB "
+    megabytes = x.nbytes / MEBIBYTE
+    print(f"{BLOCK_COUNT} blocks of 4 elementwise operations on {megabytes:.0f} MiB "
           f"float64 arrays, median of {options.repeats} timed calls")
     print(f"Largest difference between the two gradients: {difference:.3g}")
     print()
-    print("| variant | retained after forward (MiB) | gradient peak (MiB) | time (ms) |")
+    print("| variant | retained after forward (MiB) | gradient peak (MiB) "
+          "| time (ms) |")
     print("| --- | ---: | ---: | ---: |")
     for name, (retained, peak, time_ms) in rows.items():
         print(f"| {name} | {retained:.1f} | {peak:.1f} | {time_ms:.1f} |")

@@ -123,7 +123,8 @@ def show_memory():
     difference = np.max(np.abs(plain_gradient - checkpointed_gradient))
 
     print()
-    print(f"Gradient of a chain of {BLOCK_COUNT} blocks on {x.nbytes / MEBIBYTE:.1f} MiB arrays")
+    megabytes = x.nbytes / MEBIBYTE
+    print(f"Gradient of a chain of {BLOCK_COUNT} blocks on {megabytes:.1f} MiB arrays")
     print(f"  peak memory without checkpointing: {plain_peak:6.1f} MiB")
     print(f"  peak memory with checkpointing:    {checkpointed_peak:6.1f} MiB")
     print(f"  checkpointed / plain: {checkpointed_peak / plain_peak:.0%}")

@@ -16,7 +16,12 @@ import pullback
 from pullback import derivative_of, gradient, value_and_gradient
 from pullback.compiler.pipeline import clear_cache
 from pullback.compiler.rules.unsupported import unsupported_callables
-from pullback.errors import DerivativeRegistrationError, DifferentiationError, WrtError
+from pullback.errors import (
+    DerivativeRegistrationError,
+    DifferentiationError,
+    UnsupportedSyntaxError,
+    WrtError,
+)
 from pullback.runtime import registry
 
 
@@ -166,19 +171,21 @@ def test_override_replaces_compilation():
 
 
 def test_override_uncompilable_function():
-    calls = []
-
-    def counted_cube(x):
-        calls.append(x)  # A method call on a list: outside the differentiable subset.
-        return x * x * x
-
-    @derivative_of(counted_cube)
-    def counted_cube_vjp(x):
-        y = counted_cube(x)
-        return y, lambda g: 3.0 * x * x * g
+    def cube_by_loop(x):
+        result = 1.0
+        for _ in range(3):  # Loops are outside the differentiable subset.
+            result = result * x
+        return result
 
     def caller(x):
-        return counted_cube(x) * 2.0
+        return cube_by_loop(x) * 2.0
+
+    with pytest.raises(UnsupportedSyntaxError):
+        gradient(caller)(1.3)
+
+    @derivative_of(cube_by_loop)
+    def cube_by_loop_vjp(x):
+        return cube_by_loop(x), lambda g: 3.0 * x * x * g
 
     check_gradient(caller, 1.3)
 

@@ -113,6 +113,8 @@ def test_checkpointing_saves_memory():
     # input, the sine and the tanh); with it, only the input. So
     # checkpointing should at least halve the peak.
     assert checkpointed < 0.5 * plain
-    difference = re.search(r"largest difference between the gradients: (\S+)", result.stdout)
+    difference = re.search(
+        r"largest difference between the gradients: (\S+)", result.stdout
+    )
     assert difference is not None
     assert float(difference.group(1)) < 1e-12

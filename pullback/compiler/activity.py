@@ -21,6 +21,7 @@ from pullback.compiler.classify import (
     NO_DERIVATIVE,
     UNSUPPORTED,
     Branch,
+    Loop,
     Operation,
     display_name,
 )
@@ -46,6 +47,8 @@ def _operations(block: list):
         if isinstance(item, Branch):
             yield from _operations(item.body)
             yield from _operations(item.orelse)
+        elif isinstance(item, Loop):
+            yield from _operations(item.body)
         else:
             yield item
 
@@ -54,6 +57,8 @@ def _reversed_operations(block: list):
     for item in reversed(block):
         if isinstance(item, Branch):
             yield from _reversed_operations(item.orelse)
+            yield from _reversed_operations(item.body)
+        elif isinstance(item, Loop):
             yield from _reversed_operations(item.body)
         else:
             yield item
@@ -77,19 +82,27 @@ def _flow_inputs(operation: Operation, through: set[str]) -> list[str]:
 def varied_names(block: list, seeds: set[str], through=frozenset()) -> set[str]:
     """Forward sweep: names that depend on `seeds`."""
     varied = set(seeds)
-    for operation in _operations(block):
-        if any(name in varied for name in _flow_inputs(operation, through)):
-            varied.update(operation.targets)
-    return varied
+    # Loops carry values from one iteration to the next, so sweep until no
+    # name is added; without loops the first sweep is already complete.
+    while True:
+        size = len(varied)
+        for operation in _operations(block):
+            if any(name in varied for name in _flow_inputs(operation, through)):
+                varied.update(operation.targets)
+        if len(varied) == size:
+            return varied
 
 
 def useful_names(block: list, result: str, through=frozenset()) -> set[str]:
     """Backward sweep: names the result depends on."""
     useful = {result}
-    for operation in _reversed_operations(block):
-        if any(target in useful for target in operation.targets):
-            useful.update(_flow_inputs(operation, through))
-    return useful
+    while True:
+        size = len(useful)
+        for operation in _reversed_operations(block):
+            if any(target in useful for target in operation.targets):
+                useful.update(_flow_inputs(operation, through))
+        if len(useful) == size:
+            return useful
 
 
 def analyze(block: list, params: list[str], wrt: list[str], result: str) -> Activity:

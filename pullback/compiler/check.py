@@ -12,17 +12,9 @@ import gast
 from pullback.compiler.parse import ParsedFunction
 from pullback.errors import UnsupportedSyntaxError
 
-_LOOP_HINT = (
-    "loops are not differentiable yet; write the computation with vectorized "
-    "NumPy operations, or move the loop into a function whose derivative you "
-    "register with @pullback.derivative_of"
-)
-
 # Statement and expression kinds the subset excludes: (what, what to do).
 _REJECTED = {
-    gast.For: ("a for loop", _LOOP_HINT),
-    gast.AsyncFor: ("an async for loop", _LOOP_HINT),
-    gast.While: ("a while loop", _LOOP_HINT),
+    gast.AsyncFor: ("an async for loop", "iterate with a plain for loop"),
     gast.Try: (
         "a try statement",
         "handle errors outside the differentiated function; the pullback "
@@ -125,13 +117,21 @@ def _check_statement(parsed: ParsedFunction, statement) -> None:
         if statement.value is None:
             return
         _check_target(parsed, statement.target)
-    elif isinstance(statement, gast.If):
+    elif isinstance(statement, gast.If | gast.While):
         _check_expression(parsed, statement.test)
         for child in statement.body + statement.orelse:
             _check_statement(parsed, child)
         return
+    elif isinstance(statement, gast.For):
+        _check_target(parsed, statement.target)
+        _check_expression(parsed, statement.iter)
+        for child in statement.body + statement.orelse:
+            _check_statement(parsed, child)
+        return
     elif not isinstance(
-        statement, gast.Return | gast.Expr | gast.Pass | gast.Assert | gast.Raise
+        statement,
+        gast.Return | gast.Expr | gast.Pass | gast.Assert | gast.Raise
+        | gast.Break | gast.Continue,
     ):
         _reject(
             parsed,

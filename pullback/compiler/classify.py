@@ -7,6 +7,7 @@ answered in one place.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import inspect
 import types
@@ -60,6 +61,20 @@ class Operation:
 
 
 @dataclasses.dataclass
+class Loop:
+    """A normalized for or while loop and the operations of its body."""
+
+    statement: object
+    body: list
+    # Names bound at the start of each iteration and again by back-edge copies.
+    headers: set[str]
+
+    @property
+    def lineno(self) -> int | None:
+        return source_line_of(self.statement)
+
+
+@dataclasses.dataclass
 class Branch:
     """A normalized if statement: its condition and both operation lists."""
 
@@ -92,6 +107,10 @@ class Classifier:
         return [self.statement(s) for s in statements]
 
     def statement(self, node):
+        if isinstance(node, gast.If) and getattr(node, "pb_exit_check", False):
+            return Operation(node, EFFECT, [], reads=_names(node.test))
+        if isinstance(node, gast.For | gast.While):
+            return Loop(node, self.block(node.body), set(node.pb_headers))
         if isinstance(node, gast.If):
             return Branch(node, node.test, self.block(node.body), self.block(node.orelse))
         if isinstance(node, gast.Assign):
@@ -205,9 +224,18 @@ class Classifier:
         if not isinstance(node, gast.Name):
             return _UNRESOLVED
         values = self.parsed.free_values
-        if node.id not in values or node.id in self.normalized.versions:
+        if node.id == self.normalized.runtime_alias:
+            import pullback.runtime
+
+            value = pullback.runtime
+        elif node.id in self.normalized.versions:
             return _UNRESOLVED
-        value = values[node.id]
+        elif node.id in values:
+            value = values[node.id]
+        elif hasattr(builtins, node.id) and not _is_user_name(node):
+            value = getattr(builtins, node.id)  # A builtin the normalizer called.
+        else:
+            return _UNRESOLVED
         for attr in reversed(path):
             try:
                 value = getattr(value, attr)
@@ -411,6 +439,10 @@ def _rule_inputs(rule, bindings: dict) -> list:
         elif isinstance(node, gast.Name):
             inputs.append((param, node.id))
     return inputs
+
+
+def _is_user_name(node) -> bool:
+    return not getattr(node, "pb_normalized", False)
 
 
 def _hashable(value) -> bool:

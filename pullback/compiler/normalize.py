@@ -23,10 +23,13 @@ final return.
 
 from __future__ import annotations
 
+import builtins
+import copy
 import dataclasses
 
 import gast
 
+from pullback.compiler.exits import desugar_loop_exits
 from pullback.compiler.naming import Namer
 from pullback.compiler.parse import ParsedFunction
 from pullback.errors import DifferentiationError, InternalError
@@ -43,6 +46,7 @@ class NormalizedFunction:
     namer: Namer
     # User variable -> every SSA name given to it, for readable diagnostics.
     versions: dict[str, list[str]]
+    runtime_alias: str = "_pb"
 
 
 def source_line_of(node) -> int | None:
@@ -83,9 +87,11 @@ def is_atom(node) -> bool:
 
 
 class _Normalizer:
-    def __init__(self, parsed: ParsedFunction, namer: Namer, local_names: set[str]):
+    def __init__(self, parsed: ParsedFunction, namer: Namer, local_names: set[str],
+                 runtime_alias: str):
         self.parsed = parsed
         self.namer = namer
+        self.runtime_alias = runtime_alias
         self.local_names = local_names
         self.versions: dict[str, list[str]] = {}
         self.lineno = parsed.node.lineno
@@ -272,7 +278,8 @@ class _Normalizer:
         """
         out = []
         for statement in statements:
-            self.lineno = statement.lineno
+            # Statements the loop rewriting made may lack a line of their own.
+            self.lineno = getattr(statement, "lineno", None) or self.lineno
             ending = self.statement(statement, env, out)
             if ending:
                 return out, ending
@@ -306,6 +313,8 @@ class _Normalizer:
             return "return"
         elif isinstance(node, gast.If):
             return self.if_statement(node, env, out)
+        elif isinstance(node, gast.For | gast.While):
+            self.loop_statement(node, env, out)
         elif isinstance(node, gast.Assert | gast.Raise):
             out.append(_mark(self.rename_only(node, env), self.lineno))
             return "raise" if isinstance(node, gast.Raise) else None
@@ -314,6 +323,146 @@ class _Normalizer:
         else:
             raise InternalError(f"normalize met a {type(node).__name__} statement")
         return None
+
+    # Loops.
+
+    def builtin(self, name: str):
+        """Return an expression for a builtin, bypassing any user name for it."""
+        value = self.parsed.free_values.get(name, getattr(builtins, name))
+        if name not in self.local_names and value is getattr(builtins, name):
+            return _name(name)
+        return gast.Attribute(value=_name(self.runtime_alias), attr=name, ctx=gast.Load())
+
+    def iteration(self, node, env: dict, out: list):
+        """Return (range arguments, per-iteration element assignments).
+
+        Loops over `range(...)` bind their target directly. Loops over
+        sequences, `enumerate` and `zip` become indexed loops over
+        `range(len(...))` whose body first reads the elements.
+        """
+        iterable = node.iter
+        kind = None
+        if isinstance(iterable, gast.Call) and isinstance(iterable.func, gast.Name):
+            callee = self.parsed.free_values.get(iterable.func.id)
+            if iterable.func.id not in self.local_names and not iterable.keywords:
+                kind = {builtins.range: "range", builtins.enumerate: "enumerate",
+                        builtins.zip: "zip"}.get(callee) if _hashable(callee) else None
+        if kind == "range" and isinstance(node.target, gast.Name):
+            arguments = [self.atom(a, env, out) for a in iterable.args]
+            return arguments, None, []
+        if kind == "enumerate" and len(iterable.args) in (1, 2) and isinstance(
+            node.target, gast.Tuple
+        ) and len(node.target.elts) == 2:
+            sequence = self.sequence(iterable.args[0], env, out)
+            start = self.atom(iterable.args[1], env, out) if len(iterable.args) == 2 else None
+            counter, element = node.target.elts
+            return self.indexed([sequence], [element], env, out, counter, start)
+        if kind == "zip" and isinstance(node.target, gast.Tuple) and len(
+            node.target.elts
+        ) == len(iterable.args):
+            sequences = [self.sequence(a, env, out) for a in iterable.args]
+            return self.indexed(sequences, node.target.elts, env, out)
+        sequence = self.sequence(iterable, env, out)
+        return self.indexed([sequence], [node.target], env, out)
+
+    def sequence(self, node, env: dict, out: list):
+        """Hold an iterable as a sequence that supports len() and indexing."""
+        value = self.atom(node, env, out)
+        as_sequence = gast.Attribute(value=_name(self.runtime_alias), attr="sequence",
+                                     ctx=gast.Load())
+        call = gast.Call(func=as_sequence, args=[value], keywords=[])
+        temporary = self.namer.fresh(f"{value.id}_items" if isinstance(value, gast.Name)
+                                     else "items")
+        out.append(_assign(temporary, call, self.lineno))
+        return _name(temporary)
+
+    def indexed(self, sequences, targets, env, out, counter=None, start=None):
+        lengths = []
+        for sequence in sequences:
+            length = self.namer.fresh(f"{sequence.id}_count")
+            call = gast.Call(func=self.builtin("len"), args=[sequence], keywords=[])
+            out.append(_assign(length, call, self.lineno))
+            lengths.append(_name(length))
+        if len(lengths) == 1:
+            stop = lengths[0]
+        else:
+            stop_name = self.namer.fresh("shortest")
+            call = gast.Call(func=self.builtin("min"), args=lengths, keywords=[])
+            out.append(_assign(stop_name, call, self.lineno))
+            stop = _name(stop_name)
+        index = self.namer.fresh("index")
+        elements = []
+        for sequence, target in zip(sequences, targets, strict=True):
+            read = gast.Subscript(value=sequence, slice=_name(index), ctx=gast.Load())
+            elements.append((target, read))
+        if counter is not None:
+            value = _name(index)
+            if start is not None:
+                value = gast.BinOp(left=_name(index), op=gast.Add(), right=start)
+            elements.insert(0, (counter, value))
+        return [stop], index, elements
+
+    def loop_statement(self, node, env: dict, out: list) -> None:
+        """Normalize a loop: entry copies, body, back-edge copies, exit test.
+
+        Each variable the body assigns gets a header name that holds its value
+        at the start of an iteration: bound before the loop (an entry copy)
+        when the variable exists there, and again at the end of every
+        iteration (a back-edge copy).
+        """
+        lineno = node.lineno
+        is_for = isinstance(node, gast.For)
+        if is_for:
+            range_arguments, index, elements = self.iteration(node, env, out)
+        self.lineno = lineno
+        assigned = sorted(_assigned_names(node.body + ([node.target] if is_for else [])))
+        headers = {}
+        for user_name in assigned:
+            previous = env.get(user_name)
+            header = self.bind(env, user_name)
+            headers[user_name] = header
+            if previous is not None:
+                out.append(_assign(header, _name(previous), lineno))
+            elif not (is_for and user_name == getattr(node.target, "id", None)):
+                # First bound inside the loop. Binding None keeps every copy
+                # between versions well defined; the only change from Python
+                # is that reading it before the loop binds it gives None, not
+                # an UnboundLocalError.
+                none = gast.Constant(value=None, kind=None)
+                out.append(_assign(header, none, lineno))
+        body_env = dict(env)
+        body = []
+        if is_for:
+            if index is None:  # `for i in range(...)`: the loop binds i itself.
+                index = headers[node.target.id]
+            for target, value in elements:
+                self.assign(target, value, body_env, body)
+        statements, _ending = self.block(node.body, body_env)
+        body.extend(statements)
+        self.lineno = lineno
+        for user_name, header in headers.items():
+            current = body_env.get(user_name)
+            if current is None or current == header:
+                continue
+            copy = _assign(header, _name(current), lineno)
+            copy.pb_back_edge = True
+            body.append(copy)
+        flag = getattr(node, "pb_exit_flag", None)
+        if flag is not None:
+            check = gast.If(test=_name(headers[flag]), body=[gast.Break()], orelse=[])
+            check.pb_exit_check = True
+            body.append(_mark(check, lineno))
+        if is_for:
+            call = gast.Call(func=self.builtin("range"), args=range_arguments, keywords=[])
+            loop = gast.For(target=_name(index, gast.Store()), iter=call, body=body,
+                            orelse=[], type_comment=None)
+        else:
+            loop = gast.While(test=gast.Constant(value=True, kind=None), body=body,
+                              orelse=[])
+        loop.pb_headers = {header for name, header in headers.items()
+                           if not (is_for and name == getattr(node.target, "id", None)
+                                   and header == index)}
+        out.append(_mark(loop, lineno))
 
     def assign(self, target, value, env: dict, out: list) -> None:
         if isinstance(target, gast.Name):
@@ -444,7 +593,8 @@ def move_code_after_returns(statements: list) -> list:
     return result
 
 
-def normalize_function(parsed: ParsedFunction, namer: Namer) -> NormalizedFunction:
+def normalize_function(parsed: ParsedFunction, namer: Namer,
+                       runtime_alias: str) -> NormalizedFunction:
     """Return the function's body in A-normal form with single assignment."""
     node = parsed.node
     params = [a.id for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs]
@@ -453,9 +603,10 @@ def normalize_function(parsed: ParsedFunction, namer: Namer) -> NormalizedFuncti
         gast.copy_location(statement, node.body)
         statements = [statement]
     else:
-        statements = move_code_after_returns(node.body)
+        statements = desugar_loop_exits(copy.deepcopy(node.body), namer)
+        statements = move_code_after_returns(statements)
     local_names = _assigned_names(statements) | set(params)
-    normalizer = _Normalizer(parsed, namer, local_names)
+    normalizer = _Normalizer(parsed, namer, local_names, runtime_alias)
     env = {}
     for param in params:
         env[param] = param
@@ -475,8 +626,16 @@ def normalize_function(parsed: ParsedFunction, namer: Namer) -> NormalizedFuncti
             "hint: end the function with a return statement",
         )
     return NormalizedFunction(
-        parsed, params, body, env[RETURN_KEY], namer, normalizer.versions
+        parsed, params, body, env[RETURN_KEY], namer, normalizer.versions, runtime_alias
     )
+
+
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _assigned_names(statements: list) -> set[str]:

@@ -174,7 +174,7 @@ def _compile(function: types.FunctionType, wrt: tuple[str, ...]) -> CompiledVJP:
     namer = naming.Namer(taken | {runtime})
     aliases = _aliases(parsed, runtime, local_names)
 
-    normalized = normalize_function(parsed, namer)
+    normalized = normalize_function(parsed, namer, runtime)
     block = classify(normalized)
     activity = activity_pass.analyze(block, normalized.params, list(wrt), normalized.result)
     activity_pass.check_unsupported(block, activity, parsed)

@@ -23,6 +23,7 @@ from pullback.compiler.classify import (
     UNPACK,
     USER_CALL,
     Branch,
+    Loop,
     Operation,
 )
 from pullback.compiler.normalize import NormalizedFunction, is_atom, source_line_of
@@ -78,6 +79,56 @@ class _Commenter:
                            f"{self.parsed.source_line(lineno)}"))
 
 
+@dataclasses.dataclass
+class _Frame:
+    """The tape of one loop: what each iteration saves for the pullback.
+
+    Every iteration appends one tuple for the loop body, and one more for
+    each branch it takes inside the body; the pullback pops them in reverse.
+    """
+
+    tape: str
+    # Forward name -> the pullback's name for the value restored from the tape.
+    saved: dict = dataclasses.field(default_factory=dict)
+    # id(block) -> (the list holding the push, the push, names the block binds).
+    pushes: dict = dataclasses.field(default_factory=dict)
+
+
+def _push(tape: str):
+    append = gast.Attribute(value=name(tape), attr="append", ctx=gast.Load())
+    saved = gast.Tuple(elts=[], ctx=gast.Load())
+    return gast.Expr(value=gast.Call(func=append, args=[saved], keywords=[]))
+
+
+def _direct_stores(statements: list) -> set[str]:
+    """Names a block binds itself, and names both branches of its ifs bind."""
+    names = set()
+    for statement in statements:
+        if isinstance(statement, gast.If):
+            names |= _direct_stores(statement.body) & _direct_stores(statement.orelse)
+        elif isinstance(statement, gast.For | gast.While):
+            continue
+        else:
+            names |= {n.id for n in gast.walk(statement)
+                      if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
+    return names
+
+
+def _loads(statements: list) -> set[str]:
+    return {n.id for s in statements for n in gast.walk(s)
+            if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load)}
+
+
+class _RenameLoads(gast.NodeTransformer):
+    def __init__(self, mapping: dict):
+        self.mapping = mapping
+
+    def visit_Name(self, node):
+        if isinstance(node.ctx, gast.Load) and node.id in self.mapping:
+            return name(self.mapping[node.id])
+        return node
+
+
 class ReverseBuilder:
     def __init__(self, normalized: NormalizedFunction, block: list,
                  activity: Activity, wrt: list[str], aliases: Aliases):
@@ -92,18 +143,26 @@ class ReverseBuilder:
             target for item in _flatten(block) if item.kind == RULE
             for target in item.targets
         }
+        self.loop_frames: dict[int, _Frame] = {}
 
     # Forward pass.
 
-    def forward(self, block: list, commenter: _Commenter) -> list:
+    def forward(self, block: list, commenter: _Commenter, frame=None) -> list:
         out = []
         for item in block:
             commenter.before(item.lineno, out)
             if isinstance(item, Branch):
-                body = self.forward(item.body, commenter) or [gast.Pass()]
+                body = self.forward(item.body, commenter, frame)
+                self.add_push(frame, item.body, body)
                 commenter.last = item.lineno
-                orelse = self.forward(item.orelse, commenter)
-                out.append(gast.If(test=item.condition, body=body, orelse=orelse))
+                orelse = self.forward(item.orelse, commenter, frame)
+                self.add_push(frame, item.orelse, orelse)
+                out.append(gast.If(test=item.condition, body=body or [gast.Pass()],
+                                   orelse=orelse))
+                continue
+            if isinstance(item, Loop):
+                out.extend(self.forward_loop(item, commenter))
+                commenter.last = None
                 continue
             if item.kind == USER_CALL and self.is_active_operation(item):
                 out.append(self.forward_user_call(item))
@@ -112,6 +171,70 @@ class ReverseBuilder:
             else:
                 out.append(item.statement)
         return out
+
+    def add_push(self, frame, block: list, statements: list, position=None) -> None:
+        """Save what the block binds, inside a loop, for the pullback to restore."""
+        if frame is None or not statements:
+            return
+        push = _push(frame.tape)
+        index = len(statements) if position is None else position
+        statements.insert(index, push)
+        frame.pushes[id(block)] = (statements, push, _direct_stores(statements))
+
+    def loop_is_active(self, loop: Loop) -> bool:
+        return any(self.is_active_operation(op) for op in _flatten(loop.body))
+
+    def forward_loop(self, loop: Loop, commenter: _Commenter) -> list:
+        """The loop as written, appending each iteration's values to a tape."""
+        statement = loop.statement
+        if not self.loop_is_active(loop):
+            return [statement]
+        label = statement.target.id if isinstance(statement, gast.For) else "while"
+        frame = _Frame(self.namer.fresh(f"{label}_iterations"))
+        self.loop_frames[id(loop)] = frame
+        body = self.forward(loop.body, commenter, frame)
+        # Save before the back-edge copies overwrite this iteration's values.
+        position = next(
+            (i for i, s in enumerate(body)
+             if getattr(s, "pb_back_edge", False) or getattr(s, "pb_exit_check", False)),
+            len(body),
+        )
+        self.add_push(frame, loop.body, body, position)
+        if isinstance(statement, gast.For):
+            frame.pushes[id(loop.body)][2].add(statement.target.id)
+            copied = gast.For(target=statement.target, iter=statement.iter, body=body,
+                              orelse=[], type_comment=None)
+        else:
+            copied = gast.While(test=statement.test, body=body, orelse=[])
+        empty = gast.List(elts=[], ctx=gast.Load())
+        return [_assign(frame.tape, empty), copied]
+
+    def restore(self, frame, block: list, statements: list, always: bool = False) -> list:
+        """Pop a block's saved values at the start of its reverse, and read them.
+
+        The pullback reads a restored value under a name of its own, since
+        assigning the forward name would make it local to the whole pullback.
+        """
+        entry = frame.pushes.get(id(block)) if frame else None
+        if entry is None:
+            return statements
+        parent, push, bound = entry
+        needed = sorted(_loads(statements) & bound)
+        if not needed and not always:
+            if any(statement is push for statement in parent):
+                parent.remove(push)
+            return statements
+        push.value.args[0].elts = [name(n) for n in needed]
+        saved = [frame.saved.setdefault(n, self.namer.fresh(f"{n}_saved")) for n in needed]
+        pop = gast.Call(func=gast.Attribute(value=name(frame.tape), attr="pop",
+                                            ctx=gast.Load()), args=[], keywords=[])
+        if saved:
+            targets = gast.Tuple(elts=[name(n, True) for n in saved], ctx=gast.Store())
+            restore = gast.Assign(targets=[targets], value=pop)
+        else:
+            restore = gast.Expr(value=pop)
+        renamer = _RenameLoads(dict(zip(needed, saved, strict=True)))
+        return [restore] + [renamer.visit(s) for s in statements]
 
     def active_parameters(self, operation: Operation) -> list[int]:
         """Positions of the callee's parameters that receive an active argument."""
@@ -151,11 +274,15 @@ class ReverseBuilder:
 
     # Pullback.
 
-    def pullback(self, block: list, defined: dict, commenter: _Commenter) -> list:
+    def pullback(self, block: list, defined: dict, commenter: _Commenter,
+                 frame=None) -> list:
         out = []
         for item in reversed(block):
             if isinstance(item, Branch):
-                out.extend(self.reverse_branch(item, defined, commenter))
+                out.extend(self.reverse_branch(item, defined, commenter, frame))
+                continue
+            if isinstance(item, Loop):
+                out.extend(self.reverse_loop(item, defined, commenter))
                 continue
             if not self.is_active_operation(item):
                 continue
@@ -167,17 +294,18 @@ class ReverseBuilder:
                 out.extend(statements)
         return out
 
-    def reverse_branch(self, branch: Branch, defined: dict, commenter) -> list:
+    def reverse_branch(self, branch: Branch, defined: dict, commenter, frame=None) -> list:
         then_defined, else_defined = dict(defined), dict(defined)
         line = source_line_of(branch.statement)
         commenter.last = line
-        body = self.pullback(branch.body, then_defined, commenter)
+        body = self.pullback(branch.body, then_defined, commenter, frame)
         commenter.last = line
-        orelse = self.pullback(branch.orelse, else_defined, commenter)
+        orelse = self.pullback(branch.orelse, else_defined, commenter, frame)
         commenter.last = None
-        if not body and not orelse:
-            return []
-        for variable in sorted(set(then_defined) | set(else_defined)):
+        # Cotangents of values the branches compute stay inside them; those
+        # of values from before the if must be bound on both paths.
+        local = {t for item in _flatten(branch.body + branch.orelse) for t in item.targets}
+        for variable in sorted((set(then_defined) | set(else_defined)) - local):
             for own, other in ((then_defined, body), (else_defined, orelse)):
                 if variable not in own:
                     zero = _runtime_call(self.aliases, "zeros_like", name(variable))
@@ -185,10 +313,71 @@ class ReverseBuilder:
             defined[variable] = then_defined.get(variable, False) and else_defined.get(
                 variable, False
             )
+        body = self.restore(frame, branch.body, body)
+        orelse = self.restore(frame, branch.orelse, orelse)
+        if not body and not orelse:
+            return []
         out = []
         commenter.before(line, out)
         out.append(gast.If(test=branch.condition, body=body or [gast.Pass()],
                            orelse=orelse))
+        return out
+
+    def reverse_loop(self, loop: Loop, defined: dict, commenter) -> list:
+        """Pop iterations from the loop's tape and run each one's adjoint.
+
+        Cotangents of values from outside the loop accumulate over the
+        iterations, so they are bound to zero first when nothing has reached
+        them yet. A header's cotangent passes from one reverse iteration to
+        the next through its back-edge copy.
+        """
+        frame = self.loop_frames.get(id(loop))
+        if frame is None:
+            return []
+        local = {t for item in _flatten(loop.body) for t in item.targets} - loop.headers
+
+        # A first pass finds which outer cotangents the loop reaches, and
+        # whether all their contributions are numbers or arrays.
+        trial = dict(defined)
+        self.reverse_iteration(loop, trial, _Commenter(self.normalized, ""), frame)
+        before = []
+        state = dict(defined)
+        for variable in sorted(set(trial) - set(defined) - local):
+            zero = _runtime_call(self.aliases, "zeros_like", name(variable))
+            before.append(_assign(self.namer.cotangent(variable), zero))
+            state[variable] = trial[variable]
+        entry = dict(state)
+
+        line = source_line_of(loop.statement)
+        commenter.last = line
+        body = self.reverse_iteration(loop, state, commenter, frame)
+        body = self.restore(frame, loop.body, body, always=True)
+        defined.clear()
+        defined.update(entry)
+        commenter.last = None
+        out = []
+        commenter.before(line, out)
+        out.extend(before)
+        out.append(gast.While(test=name(frame.tape), body=body, orelse=[]))
+        commenter.last = None
+        return out
+
+    def reverse_iteration(self, loop: Loop, state: dict, commenter, frame) -> list:
+        back_edges = [item for item in loop.body if isinstance(item, Operation)
+                      and getattr(item.statement, "pb_back_edge", False)]
+        rest = [item for item in loop.body if not any(item is b for b in back_edges)]
+        headers = {h for h in loop.headers if self.activity.is_active(h)}
+        for header in headers:
+            state.setdefault(header, False)
+        out = self.pullback(back_edges, state, commenter, frame)
+        for header in headers:
+            state.pop(header, None)  # Passed on to the back edge's source.
+        out.extend(self.pullback(rest, state, commenter, frame))
+        for header in sorted(headers):
+            if header not in state:
+                zero = _runtime_call(self.aliases, "zeros_like", name(header))
+                out.append(_assign(self.namer.cotangent(header), zero))
+                state[header] = False
         return out
 
     def accumulate(self, variable: str, contribution, numeric: bool,
@@ -387,6 +576,8 @@ def _flatten(block):
         if isinstance(item, Branch):
             yield from _flatten(item.body)
             yield from _flatten(item.orelse)
+        elif isinstance(item, Loop):
+            yield from _flatten(item.body)
         else:
             yield item
 

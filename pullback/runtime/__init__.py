@@ -4,6 +4,7 @@ Generated code reaches this package through one reserved alias. It never
 imports the compiler, so a generated module runs without it.
 """
 
+import builtins
 import math
 
 import numpy as np
@@ -70,7 +71,7 @@ from pullback.runtime.shapes import (
     transpose_adjoint,
     vstack_adjoint,
 )
-from pullback.runtime.structure import subscript_adjoint, unpack_adjoint
+from pullback.runtime.structure import sequence, subscript_adjoint, unpack_adjoint
 from pullback.runtime.tangents import add, is_differentiable_value, scale, zeros_like
 
 __all__ = [
@@ -116,6 +117,7 @@ __all__ = [
     "repeat_adjoint",
     "reshape_adjoint",
     "scale",
+    "sequence",
     "sequence_prod_adjoint",
     "sinc_derivative",
     "solve_adjoint_a",
@@ -138,3 +140,9 @@ __all__ = [
     "vstack_adjoint",
     "zeros_like",
 ]
+
+# Builtins that generated loops call, for functions that rebind their names.
+len = builtins.len
+range = builtins.range
+min = builtins.min
+

@@ -65,3 +65,14 @@ def unpack_adjoint(primal, cotangents: tuple):
     if isinstance(primal, list):
         return parts
     return tuple(parts)
+
+
+def sequence(iterable):
+    """Return `iterable` as a sequence that a loop can index and measure.
+
+    Arrays, lists and tuples are returned as they are; other iterables are
+    read into a list once.
+    """
+    if isinstance(iterable, np.ndarray | list | tuple | range):
+        return iterable
+    return list(iterable)
