@@ -10,7 +10,7 @@ from pullback.api import (
     value_and_gradient,
     value_and_pullback,
 )
-from pullback.errors import PullbackError, ZeroDerivativeWarning
+from pullback.errors import PullbackError, ZeroDerivativeWarning, apply_command_line_filters
 from pullback.runtime.markers import checkpointed, no_derivative, with_derivative
 
 __all__ = [
@@ -29,3 +29,5 @@ __all__ = [
     "with_derivative",
 ]
 __version__ = "0.1.0"
+
+apply_command_line_filters()

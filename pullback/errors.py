@@ -119,3 +119,29 @@ def warn_zero_derivative(message: str, filename: str, lineno: int) -> None:
     warnings.warn_explicit(
         message, ZeroDerivativeWarning, filename, lineno, module="pullback"
     )
+
+
+def apply_command_line_filters() -> None:
+    """Apply `-W` options that name pullback's warnings.
+
+    Python reads `-W` options before it can import a third-party module, so
+    it ignores `-W error::pullback.ZeroDerivativeWarning` with an "invalid
+    module name" message. pullback applies such options itself on import.
+    """
+    import sys
+
+    actions = {"error", "ignore", "always", "default", "module", "once"}
+    for option in sys.warnoptions:
+        parts = [part.strip() for part in option.split(":")]
+        parts += [""] * (5 - len(parts))
+        action, message, category, module, lineno = parts[:5]
+        if category not in ("pullback.ZeroDerivativeWarning", "pullback.errors.ZeroDerivativeWarning"):
+            continue
+        matches = [name for name in actions if name.startswith(action)] if action else ["default"]
+        if len(matches) != 1:
+            continue
+        try:
+            line = int(lineno) if lineno else 0
+        except ValueError:
+            continue
+        warnings.filterwarnings(matches[0], message, ZeroDerivativeWarning, module, line)

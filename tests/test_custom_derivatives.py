@@ -173,8 +173,11 @@ def test_override_replaces_compilation():
 def test_override_uncompilable_function():
     def cube_by_loop(x):
         result = 1.0
-        for _ in range(3):  # Loops are outside the differentiable subset.
-            result = result * x
+        try:  # A try statement is outside the differentiable subset.
+            for _ in range(3):
+                result = result * x
+        finally:
+            pass
         return result
 
     def caller(x):

@@ -188,13 +188,8 @@ class Classifier:
     def attribute(self, statement, targets, value) -> Operation:
         static = self.resolve(value)
         if static is not _UNRESOLVED:
-            if callable(static) and not isinstance(static, type):
-                raise DifferentiationError(
-                    f"{_source(value)} is a function used as a value",
-                    self.location(statement),
-                    "hint: call it, or pass it to a function registered with "
-                    "@pullback.derivative_of",
-                )
+            # A module constant, or a function used as a value (a hook, say):
+            # either way no derivative flows through it.
             return self.stopped(statement, targets, value, rules.CONSTANT,
                                 _source(value))
         rule = rules.ATTRIBUTE_RULES.get(value.attr)
@@ -260,7 +255,7 @@ class Classifier:
                 "directly by name",
             )
         hashable = _hashable(callee)
-        record = registry.custom_derivative(callee) if hashable else None
+        record = registry.custom_derivative(callee)
         if record is not None:
             return self.user_call(statement, targets, value, callee,
                                   parameters=record.param_names, covered=record.wrt)

@@ -197,3 +197,51 @@ def optimize_pullback(pullback: gast.FunctionDef) -> None:
         pullback.body = body
         if not (folder.changed or copied or removed):
             return
+
+
+def _top_level_stores(statement) -> set[str]:
+    if not isinstance(statement, gast.Assign):
+        return set()
+    return {
+        n.id
+        for target in statement.targets
+        for n in gast.walk(target)
+        if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)
+    }
+
+
+def release_dead_locals(pullback: gast.FunctionDef) -> None:
+    """Delete each pullback local after its last use, in place.
+
+    Every cotangent and recomputed pullback has a name of its own, so without
+    this they would all stay alive until the pullback returns: a chain of
+    checkpointed blocks would hold every block's recomputed intermediates at
+    once. Only names that plain assignments at the top level bind are
+    deleted, since those are bound on every path.
+    """
+    body = pullback.body
+    if not body or not isinstance(body[-1], gast.Return):
+        return
+    returned = _reads(body[-1])
+    last_use: dict[str, int] = {arg.id: 0 for arg in pullback.args.args}
+    deletable = set(last_use)
+    for index, statement in enumerate(body[:-1]):
+        for stored in _top_level_stores(statement):
+            deletable.add(stored)
+            last_use.setdefault(stored, index)
+        for read in _reads(statement):
+            if read in last_use:
+                last_use[read] = index
+    releases: dict[int, list[str]] = {}
+    for local in sorted(deletable - returned):
+        releases.setdefault(last_use[local], []).append(local)
+    released = []
+    for index, statement in enumerate(body[:-1]):
+        released.append(statement)
+        names = releases.get(index)
+        if names:
+            targets = [gast.Name(id=n, ctx=gast.Del(), annotation=None, type_comment=None)
+                       for n in names]
+            released.append(gast.Delete(targets=targets))
+    released.append(body[-1])
+    pullback.body = released

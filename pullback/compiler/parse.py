@@ -45,7 +45,8 @@ class ParsedFunction:
 
     def location(self, node) -> SourceLocation:
         """Return the user's file, line and column of a node of this function."""
-        lineno = getattr(node, "lineno", None) or self.node.lineno
+        lineno = (getattr(node, "lineno", None) or getattr(node, "pb_lineno", None)
+                  or self.node.lineno)
         col = (getattr(node, "col_offset", None) or 0) + 1
         text = self.lines[lineno - 1] if 0 < lineno <= len(self.lines) else ""
         return SourceLocation(self.filename, lineno, col, text)

@@ -52,9 +52,13 @@ _VARIADIC_FLAGS = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
 
 def parameter_names(function) -> tuple[str, ...]:
     function = markers.checkpointed_target(function) or function
-    record = registry.custom_derivative(getattr(function, "__func__", function))
+    record = registry.custom_derivative(function)
     if record is not None:
         return record.param_names
+    method = getattr(function, "__func__", None)
+    record = registry.custom_derivative(method) if method is not None else None
+    if record is not None:
+        return record.param_names[1:]  # A bound method: self is given.
     function = unwrap_function(function)
     code = function.__code__
     count = code.co_argcount + code.co_kwonlyargcount
@@ -66,7 +70,7 @@ def resolve_wrt(function, wrt) -> tuple[str, ...]:
     params = parameter_names(function)
     qualname = getattr(function, "__qualname__", repr(function))
     if wrt is None:
-        code = getattr(unwrap_function(function), "__code__", None)
+        code = getattr(getattr(function, "__func__", function), "__code__", None)
         if not params and code is not None and code.co_flags & _VARIADIC_FLAGS:
             return ()  # The syntax check rejects *args and **kwargs parameters.
         if not params:
@@ -103,9 +107,13 @@ def compile_vjp(function, wrt=None) -> CompiledVJP:
     # Differentiated directly, a checkpointed function has no caller whose
     # memory recomputation could save: its own VJP is the one to run.
     function = markers.checkpointed_target(function) or function
-    record = registry.custom_derivative(getattr(function, "__func__", function))
+    record = registry.custom_derivative(function)
     if record is not None:
         return _registered(record, resolve_wrt(function, wrt))
+    method = getattr(function, "__func__", None)
+    record = registry.custom_derivative(method) if method is not None else None
+    if record is not None:
+        return _registered_method(record, function.__self__, resolve_wrt(function, wrt))
     function = unwrap_function(function)
     wrt_names = resolve_wrt(function, wrt)
     key = (function, wrt_names)
@@ -132,6 +140,15 @@ def _registered(record, wrt: tuple[str, ...]) -> CompiledVJP:
     }
     return CompiledVJP(record.function, record.param_names, wrt,
                        record.vjp_for(wrt), source, record.site, stops)
+
+
+def _registered_method(record, instance, wrt: tuple[str, ...]) -> CompiledVJP:
+    """Wrap the registered derivative of a method, bound to `instance`."""
+    compiled = _registered(record, wrt)
+    compiled.params = record.param_names[1:]
+    compiled.vjp = record.bound_vjp_for(instance, wrt)
+    compiled.wrt_positions = tuple(compiled.params.index(name) for name in wrt)
+    return compiled
 
 
 def clear_cache() -> None:
@@ -183,6 +200,7 @@ def _compile(function: types.FunctionType, wrt: tuple[str, ...]) -> CompiledVJP:
     vjp_node = builder.build()
     pullback_node = next(s for s in vjp_node.body if isinstance(s, gast.FunctionDef))
     optimize.optimize_pullback(pullback_node)
+    optimize.release_dead_locals(pullback_node)
     vjp_node.body = emit.drop_orphan_comments(vjp_node.body)
 
     source = _header(parsed, wrt) + emit.to_source(vjp_node)

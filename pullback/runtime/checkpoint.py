@@ -56,8 +56,12 @@ def _same_value(a, b) -> bool:
     if a is b:
         return True
     try:
-        return bool(np.allclose(a, b, rtol=1e-9, atol=0.0, equal_nan=True)) and (
-            np.shape(a) == np.shape(b)
-        )
+        if np.shape(a) != np.shape(b):
+            return False
+        # A pure function recomputes the same bits; the tolerant comparison,
+        # which needs several temporary arrays, only runs when they differ.
+        if np.array_equal(a, b, equal_nan=True):
+            return True
+        return bool(np.allclose(a, b, rtol=1e-9, atol=0.0, equal_nan=True))
     except TypeError:
         return bool(a == b)

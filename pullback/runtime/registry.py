@@ -35,31 +35,41 @@ def set_compiler_hook(hook: Callable) -> None:
     _compiler_hook = hook
 
 
+def _key(function):
+    """Key a callable by itself, or by identity when it is unhashable.
+
+    ctypes function pointers, for one, cannot be hashed. The record keeps
+    the function alive, so its id is not reused while registered.
+    """
+    try:
+        hash(function)
+    except TypeError:
+        return ("unhashable callable", id(function))
+    return function
+
+
 def register_custom(function, record) -> None:
     global generation
-    _custom[function] = record
+    _custom[_key(function)] = record
     _compiled.clear()
     generation += 1
 
 
 def unregister_custom(function) -> None:
     global generation
-    if _custom.pop(function, None) is not None:
+    if _custom.pop(_key(function), None) is not None:
         _compiled.clear()
         generation += 1
 
 
 def custom_derivative(function):
     """Return the `CustomDerivative` registered for `function`, or None."""
-    try:
-        return _custom.get(function)
-    except TypeError:  # Unhashable callables cannot be registered.
-        return None
+    return _custom.get(_key(function))
 
 
 def vjp_of(function, *wrt: str) -> Callable:
     """Return the VJP of `function` with respect to the parameters `wrt`."""
-    key = (function, wrt)
+    key = (_key(function), wrt)
     vjp = _compiled.get(key)
     if vjp is not None:
         return vjp

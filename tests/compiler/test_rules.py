@@ -24,13 +24,14 @@ import operator
 import gast
 import numpy as np
 import pytest
-from gradcheck import check_structure, check_vjp, is_floating
+from gradcheck import check_structure, check_vjp, is_floating, random_like
 
 import pullback.runtime as rt
 from pullback.compiler import rules
 from pullback.compiler.rules import core
 from pullback.errors import PullbackError
 from pullback.runtime.markers import with_derivative
+from pullback.runtime.structure import sequence
 
 rng = np.random.default_rng(20240607)
 
@@ -683,6 +684,16 @@ BUILTINS = [
 
 MARKERS = [
     fn(with_derivative, normal(3), lambda cotangent: None, case_id="observing-hook"),
+    fn(
+        with_derivative,
+        normal(2, 3),
+        lambda cotangent: cotangent,
+        case_id="identity-hook",
+    ),
+    # A normalized for loop indexes `sequence(iterable)`. These cases iterate
+    # over a list of arrays and over an array's rows.
+    fn(sequence, [normal(3), normal(2, 3), normal(1)], case_id="list-of-arrays"),
+    fn(sequence, normal(4, 3), case_id="array-rows"),
 ]
 
 MATH = [
@@ -974,13 +985,17 @@ def test_rule_keeps_float32(case):
     kwargs = {key: _as_float32(value) for key, value in case.kwargs.items()}
     flat, active, function, pullback = run_case(case, args, kwargs)
     ans = function(*flat)
-    g = (
-        np.random.default_rng(3)
-        .standard_normal(np.shape(ans))
-        .astype(np.result_type(ans))
-    )
-    if not isinstance(ans, np.ndarray):
-        g = np.result_type(ans).type(g) if np.ndim(ans) == 0 else g
+    if isinstance(ans, list | tuple):
+        # A list of arrays of different shapes has no single shape or dtype.
+        g = random_like(ans, np.random.default_rng(3))
+    else:
+        g = (
+            np.random.default_rng(3)
+            .standard_normal(np.shape(ans))
+            .astype(np.result_type(ans))
+        )
+        if not isinstance(ans, np.ndarray):
+            g = np.result_type(ans).type(g) if np.ndim(ans) == 0 else g
     for (position, _), cotangent in zip(active.items(), pullback(g), strict=True):
         check_structure(
             cotangent, _unwrap(flat[position]), f"{case.id} argument {position}"
