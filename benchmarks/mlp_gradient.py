@@ -12,9 +12,9 @@ implementations compute the value and the gradient:
 The script first checks that all three agree with `np.allclose`, so it never
 times a wrong result, then times each one with `timeit`: several repeats, the
 implementations taking turns in a rotating order to spread drift evenly. It
-prints the minimum and median time per call, and each one's ratio to the
-hand-written time. The target is met when pullback's ratio of minimums is at
-most TARGET_RATIO.
+prints the minimum and median time per call, each one's ratio to the
+hand-written time, and the minor page faults per call. The target is met when
+pullback's ratio of minimums is at most TARGET_RATIO.
 
 Run it with `python benchmarks/mlp_gradient.py [--quick] [--breakdown]`.
 `--quick` makes a short smoke run whose times are not meant to be read.
@@ -31,6 +31,11 @@ import sys
 import timeit
 
 import numpy as np
+
+try:
+    import resource
+except ImportError:  # Not on Windows, where no page-fault count is printed.
+    resource = None
 
 import pullback
 from pullback import runtime as pullback_runtime
@@ -158,11 +163,22 @@ def calls_per_repeat(timer: timeit.Timer, seconds: float) -> int:
     return max(1, round(calls * seconds / elapsed))
 
 
-def time_per_call(found: dict, args: tuple, repeats: int, seconds: float) -> dict:
-    """Return each implementation's seconds per call, one value per repeat.
+def minor_page_faults() -> int | None:
+    """Return this process's minor page faults so far, or None where unknown."""
+    if resource is None:
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
-    The implementations take turns, and the order rotates at each repeat so
-    that none always runs first or last.
+
+def time_per_call(found: dict, args: tuple, repeats: int, seconds: float) -> tuple:
+    """Return each implementation's seconds per call and page faults per call.
+
+    The first dict has one time per repeat. The implementations take turns,
+    and the order rotates at each repeat so that none always runs first or
+    last. The second dict has the minor page faults per call over all
+    repeats, or None where the platform does not count them. Many faults
+    mean that memory freed by one call went back to the operating system
+    and the next call faulted it in again.
     """
     timers = {
         name: timeit.Timer("function(*args)", globals={"function": f, "args": args})
@@ -171,11 +187,18 @@ def time_per_call(found: dict, args: tuple, repeats: int, seconds: float) -> dic
     calls = {name: calls_per_repeat(timer, seconds) for name, timer in timers.items()}
     names = list(timers)
     samples = {name: [] for name in names}
+    faults = dict.fromkeys(names, 0)
     for repeat in range(repeats):
         shift = repeat % len(names)
         for name in names[shift:] + names[:shift]:
+            faults_before = minor_page_faults()
             samples[name].append(timers[name].timeit(calls[name]) / calls[name])
-    return samples
+            if faults_before is not None:
+                faults[name] += minor_page_faults() - faults_before
+    if minor_page_faults() is None:
+        return samples, dict.fromkeys(names)
+    faults_per_call = {name: faults[name] / (repeats * calls[name]) for name in names}
+    return samples, faults_per_call
 
 
 def print_machine() -> None:
@@ -200,25 +223,27 @@ def print_table(results: list) -> None:
     """Print one row per size and implementation, with ratios to hand-written."""
     header = (
         f"{'size':<16}{'implementation':<16}{'min µs':>10}{'median µs':>11}"
-        f"{'min ratio':>11}{'median ratio':>14}"
+        f"{'min ratio':>11}{'median ratio':>14}{'faults/call':>13}"
     )
     print(header)
     print("-" * len(header))
-    for label, samples in results:
+    for label, samples, faults in results:
         reference_min = min(samples["hand-written"])
         reference_median = statistics.median(samples["hand-written"])
         for name, times in samples.items():
             low = min(times)
             middle = statistics.median(times)
+            fault_text = "n/a" if faults[name] is None else f"{faults[name]:.0f}"
             print(
                 f"{label:<16}{name:<16}{low * 1e6:>10.1f}{middle * 1e6:>11.1f}"
                 f"{low / reference_min:>11.2f}{middle / reference_median:>14.2f}"
+                f"{fault_text:>13}"
             )
 
 
 def print_targets(results: list) -> None:
     print(f"\ntarget: pullback / hand-written <= {TARGET_RATIO} (ratio of minimums)")
-    for label, samples in results:
+    for label, samples, _ in results:
         ratio = min(samples["pullback"]) / min(samples["hand-written"])
         verdict = "met" if ratio <= TARGET_RATIO else "not met"
         print(f"  {label}: {ratio:.2f}, {verdict}")
@@ -394,7 +419,8 @@ def main(argv=None) -> None:
         args = make_inputs(size)
         label = size_label(size)
         check_agreement(found, args, label)
-        results.append((label, time_per_call(found, args, repeats, seconds)))
+        samples, faults = time_per_call(found, args, repeats, seconds)
+        results.append((label, samples, faults))
     print(
         f"gradients agree with the hand-written ones (np.allclose); {repeats} repeats"
     )

@@ -37,3 +37,31 @@ def test_mlp_gradient_quick_breakdown():
     assert result.returncode == 0, result.stderr
     assert "maximum_share" in result.stdout
     assert "value_and_gradient" in result.stdout
+
+
+def test_loop_recurrence_quick_run():
+    result = run_benchmark("loop_recurrence.py", "--quick")
+    assert result.returncode == 0, result.stderr
+    assert "gradients agree" in result.stdout
+    for name in ("hand-written ", "pullback ", "hand-written np ", "pullback np "):
+        assert f"\n{name}" in result.stdout, f"no row for {name.strip()}"
+    assert "target: pullback / hand-written" in result.stdout
+    assert "target: pullback faster than every peer" in result.stdout
+
+
+def test_loop_recurrence_quick_breakdown():
+    result = run_benchmark("loop_recurrence.py", "--quick", "--breakdown")
+    assert result.returncode == 0, result.stderr
+    assert "breakdown of the math variant" in result.stdout
+    assert "breakdown of the numpy variant" in result.stdout
+    assert "vjp, no helpers" in result.stdout
+
+
+def test_loop_memory_quick_run():
+    result = run_benchmark("loop_memory.py", "--quick")
+    assert result.returncode == 0, result.stderr
+    assert "gradients agree" in result.stdout
+    for workload in ("tanh", "affine sine"):
+        assert f"\n{workload}: " in result.stdout, f"no table for {workload}"
+    assert result.stdout.count("pullback / hand-written peak at") == 6
+    assert "all targets met: " in result.stdout

@@ -17,6 +17,9 @@ import dataclasses
 
 from pullback.compiler import rules
 from pullback.compiler.classify import (
+    CHECKPOINT,
+    USER_CALL,
+    USER_METHOD,
     EXPLICIT,
     NO_DERIVATIVE,
     UNSUPPORTED,
@@ -144,9 +147,52 @@ def _implicit_cuts(block: list, param: str, result: str) -> list[tuple[int, str]
     return places
 
 
+def _check_escaping_closures(block: list, activity: Activity, parsed) -> None:
+    """Raise when a lambda reading differentiated values is passed to a call.
+
+    The callee differentiates with respect to its arguments, not the values a
+    lambda closes over, so the derivative through those would be lost.
+    """
+    closures = {}
+    for operation in _operations(block):
+        if operation.kind == NO_DERIVATIVE and operation.stop_name == "lambda":
+            varied = [n for n in operation.reads if n in activity.varied]
+            if varied:
+                closures[operation.targets[0]] = (operation, varied)
+    if not closures:
+        return
+    for operation in _operations(block):
+        if operation.kind not in (USER_CALL, USER_METHOD, CHECKPOINT):
+            continue
+        if not any(t in activity.useful for t in operation.targets):
+            continue
+        for _, variable in operation.inputs:
+            if variable in closures:
+                lambda_operation, varied = closures[variable]
+                raise DifferentiationError(
+                    f"a lambda that reads the differentiated value {varied[0]!r} "
+                    "is passed to a function, and derivatives do not flow "
+                    "through the values a lambda closes over",
+                    parsed.location(lambda_operation.statement.value),
+                    "hint: pass those values to the function as arguments, or "
+                    "call the lambda where it is defined",
+                )
+
+
 def check_unsupported(block: list, activity: Activity, parsed) -> None:
     """Raise for a call without derivative whose result needs one."""
+    _check_escaping_closures(block, activity, parsed)
     for operation in _operations(block):
+        keyword_reads = getattr(operation, "keyword_reads", ())
+        varied_keywords = [n for n in keyword_reads if n in activity.varied]
+        if varied_keywords and any(t in activity.useful for t in operation.targets):
+            raise DifferentiationError(
+                f"the method .{operation.callee}() gets the differentiated value "
+                f"{varied_keywords[0]!r} as a keyword argument, and derivatives "
+                "flow only through positional arguments of methods",
+                parsed.location(operation.statement.value),
+                "hint: pass it positionally",
+            )
         if operation.kind != NO_DERIVATIVE or operation.stop_kind != UNSUPPORTED:
             continue
         feeds_result = any(target in activity.useful for target in operation.targets)

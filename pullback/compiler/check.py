@@ -39,28 +39,17 @@ _REJECTED = {
     gast.Import: ("an import statement", "import at module level"),
     gast.ImportFrom: ("an import statement", "import at module level"),
     gast.ClassDef: ("a class definition", "define the class at module level"),
-    gast.FunctionDef: (
-        "a nested function definition",
-        "define the function at module level and call it; calls to other "
-        "Python functions are differentiated through their own VJPs",
-    ),
     gast.AsyncFunctionDef: ("an async function", "differentiate a plain function"),
     gast.Match: ("a match statement", "use if/elif/else"),
     gast.Yield: ("yield", "return a value; generators cannot be differentiated"),
     gast.YieldFrom: ("yield from", "return a value; generators cannot be differentiated"),
     gast.Await: ("await", "coroutines cannot be differentiated"),
-    gast.ListComp: (
-        "a list comprehension",
-        "build the list with np.stack or vectorized NumPy operations",
-    ),
     gast.SetComp: ("a set comprehension", "sets are not differentiable"),
-    gast.DictComp: ("a dict comprehension", "pass values as separate arguments"),
     gast.GeneratorExp: (
         "a generator expression",
         "build the values with vectorized NumPy operations",
     ),
     gast.NamedExpr: ("an assignment expression (:=)", "assign in a statement of its own"),
-    gast.Dict: ("a dict literal", "pass the values as separate variables"),
     gast.Set: ("a set literal", "sets are not differentiable"),
     gast.Starred: (
         "a starred expression",
@@ -117,6 +106,14 @@ def _check_statement(parsed: ParsedFunction, statement) -> None:
         if statement.value is None:
             return
         _check_target(parsed, statement.target)
+    elif isinstance(statement, gast.FunctionDef):
+        _check_parameters(parsed, statement.args)
+        if statement.decorator_list:
+            _reject(parsed, statement.decorator_list[0], "a decorated local function",
+                    "define it at module level")
+        for child in statement.body:
+            _check_statement(parsed, child)
+        return
     elif isinstance(statement, gast.If | gast.While):
         _check_expression(parsed, statement.test)
         for child in statement.body + statement.orelse:
@@ -152,12 +149,14 @@ def _check_target(parsed: ParsedFunction, target) -> None:
             _check_target(parsed, element)
         return
     if isinstance(target, gast.Subscript):
+        if isinstance(target.value, gast.Name):
+            return
         _reject(
             parsed,
             target,
-            "assignment to an element or slice",
-            "in-place updates are not differentiable yet; build a new array "
-            "with np.where, np.concatenate or np.stack",
+            "assignment to an item of an expression",
+            "assign items of a plain variable: read the container into a "
+            "variable first",
         )
     if isinstance(target, gast.Attribute):
         _reject(

@@ -28,6 +28,8 @@ PACK = "pack"  # t = (a, b) or t = [a, b]
 UNPACK = "unpack"  # a, b = t
 SUBSCRIPT = "subscript"  # t = x[index]
 CHECKPOINT = "checkpoint"  # A checkpointed call: recomputed in the pullback.
+ATTRIBUTE = "attribute"  # t = obj.name, an attribute of a user object.
+USER_METHOD = "user method"  # t = obj.name(...), a method of a user object.
 NO_DERIVATIVE = "no derivative"  # The result carries no derivative.
 EFFECT = "effect"  # A statement kept for its effect: assert, raise, bare call.
 
@@ -199,14 +201,9 @@ class Classifier:
         kind = rules.NON_DIFFERENTIABLE_ATTRIBUTES.get(value.attr)
         if kind is not None:
             return self.stopped(statement, targets, value, kind, f".{value.attr}")
-        raise DifferentiationError(
-            f"the attribute .{value.attr} has no derivative rule",
-            self.location(statement),
-            "hint: differentiated code reads array attributes such as .T, "
-            ".shape and .ndim; compute the value outside, or register a "
-            "derivative with @pullback.derivative_of for a function that "
-            "reads it",
-        )
+        # Any other attribute is a field of a user object, such as self.w.
+        return Operation(statement, ATTRIBUTE, targets, _input(value.value, "value"),
+                         reads=_names(value))
 
     # Calls.
 
@@ -248,6 +245,17 @@ class Classifier:
         if callee is _UNRESOLVED:
             if isinstance(callee_node, gast.Attribute):
                 return self.method_call(statement, targets, value)
+            if isinstance(callee_node, gast.Name):
+                # A callable value, such as a layer or a function passed in:
+                # differentiated through its __call__ when the call runs.
+                method = gast.Attribute(value=callee_node, attr="__call__",
+                                        ctx=gast.Load())
+                as_method = gast.Call(func=method, args=value.args,
+                                      keywords=value.keywords)
+                gast.copy_location(as_method, value)
+                operation = self.method_call(statement, targets, as_method)
+                operation.call_value = True
+                return operation
             raise DifferentiationError(
                 f"cannot tell at compile time which function {_source(callee_node)} is",
                 self.location(value),
@@ -359,9 +367,16 @@ class Classifier:
         kind = rules.NON_DIFFERENTIABLE_METHODS.get(name)
         if kind is not None:
             return self.stopped(statement, targets, call, kind, f".{name}()")
-        operation = self.stopped(statement, targets, call, rules.CONSTANT, f".{name}()")
-        operation.stop_kind = UNSUPPORTED
-        operation.callee = f"the method .{name}()"
+        # A method of a user object, differentiated through its function's
+        # VJP when the call runs. Position 0 is the object.
+        inputs = _input(owner, 0) + [
+            (position + 1, node.id) for position, node in enumerate(call.args)
+            if isinstance(node, gast.Name)
+        ]
+        operation = Operation(statement, USER_METHOD, targets, inputs, callee=name,
+                              reads=_names(call))
+        operation.keyword_reads = [k.value.id for k in call.keywords
+                                   if isinstance(k.value, gast.Name)]
         return operation
 
     def user_call(self, statement, targets, call, callee, parameters=None,

@@ -95,6 +95,12 @@ class _Normalizer:
         self.local_names = local_names
         self.versions: dict[str, list[str]] = {}
         self.lineno = parsed.node.lineno
+        # Functions defined inside the differentiated one, inlined where called.
+        self.local_functions: dict[str, object] = {}
+        self.lambda_versions: set[str] = set()
+        self.inlining: list = []
+        # SSA name -> a group of names bound to one value by plain copies.
+        self.alias_groups: dict[str, str] = {}
 
     # Names and versions.
 
@@ -114,6 +120,13 @@ class _Normalizer:
     def read(self, env: dict, node):
         if _is_normalized(node):
             return node
+        if node.id in self.local_functions and node.id not in env:
+            raise DifferentiationError(
+                f"the local function {node.id} is used as a value",
+                self.parsed.location(node),
+                "hint: call it where it is defined, or define it at module level "
+                "to pass it around",
+            )
         if node.id in env:
             return _name(env[node.id])
         if node.id in self.local_names:
@@ -177,6 +190,10 @@ class _Normalizer:
             return self.rename_only(node, env)
         if isinstance(node, gast.Lambda):
             return self.lambda_value(node, env)
+        if isinstance(node, gast.ListComp | gast.DictComp):
+            return self.comprehension(node, env, out)
+        if isinstance(node, gast.Dict):
+            return self.dict_display(node, env, out)
         raise InternalError(
             f"normalize met {type(node).__name__} at line "
             f"{getattr(node, 'lineno', '?')}, which check should have rejected"
@@ -202,6 +219,9 @@ class _Normalizer:
 
     def call(self, node, env: dict, out: list):
         callee = node.func
+        local = self.local_function(callee, env)
+        if local is not None:
+            return self.inline(local, node, env, out)
         if not self.is_static_path(callee, env):
             if isinstance(callee, gast.Attribute):
                 owner = self.atom(callee.value, env, out)
@@ -216,6 +236,18 @@ class _Normalizer:
         call = gast.Call(func=callee, args=args, keywords=keywords)
         gast.copy_location(call, node)
         return call
+
+    def local_function(self, callee, env: dict):
+        """Return the def or lambda a called name refers to, if it is local."""
+        if not isinstance(callee, gast.Name) or _is_normalized(callee):
+            return None
+        function = self.local_functions.get(callee.id)
+        if function is None:
+            return None
+        if isinstance(function, gast.Lambda):
+            # A lambda assigned to a name: inline it while that name holds it.
+            return function if env.get(callee.id) in self.lambda_versions else None
+        return function if callee.id not in env else None
 
     def is_static_path(self, node, env: dict) -> bool:
         """Return whether `node` is a free name or an attribute path on one."""
@@ -271,12 +303,12 @@ class _Normalizer:
 
     # Statements.
 
-    def block(self, statements: list, env: dict) -> tuple[list, str | None]:
+    def block(self, statements: list, env: dict, out=None) -> tuple[list, str | None]:
         """Normalize a statement list; return it and how it ended.
 
         The ending is "return", "raise", or None when control falls through.
         """
-        out = []
+        out = [] if out is None else out
         for statement in statements:
             # Statements the loop rewriting made may lack a line of their own.
             self.lineno = getattr(statement, "lineno", None) or self.lineno
@@ -296,15 +328,23 @@ class _Normalizer:
             if node.value is not None:
                 self.assign(node.target, node.value, env, out)
         elif isinstance(node, gast.AugAssign):
-            target = gast.Name(
-                id=node.target.id, ctx=gast.Load(), annotation=None, type_comment=None
-            )
-            expanded = gast.BinOp(left=target, op=node.op, right=node.value)
+            if isinstance(node.target, gast.Name):
+                self.check_no_alias(node, env)
+            current = copy.deepcopy(node.target)
+            for part in gast.walk(current):
+                if hasattr(part, "ctx"):
+                    part.ctx = gast.Load()
+            expanded = gast.BinOp(left=current, op=node.op, right=node.value)
             gast.copy_location(expanded, node)
             self.assign(node.target, expanded, env, out)
+        elif isinstance(node, gast.FunctionDef):
+            self.local_functions[node.name] = node
+            env.pop(node.name, None)
         elif isinstance(node, gast.Expr):
             if isinstance(node.value, gast.Constant):
                 return None  # A docstring or a bare constant.
+            if isinstance(node.value, gast.Call) and self.grow_list(node.value, env, out):
+                return None
             value = self.operation(node.value, env, out)
             out.append(_mark(gast.Expr(value=value), self.lineno))
         elif isinstance(node, gast.Return):
@@ -353,9 +393,18 @@ class _Normalizer:
         if kind == "enumerate" and len(iterable.args) in (1, 2) and isinstance(
             node.target, gast.Tuple
         ) and len(node.target.elts) == 2:
-            sequence = self.sequence(iterable.args[0], env, out)
             start = self.atom(iterable.args[1], env, out) if len(iterable.args) == 2 else None
             counter, element = node.target.elts
+            inner = iterable.args[0]
+            if (isinstance(inner, gast.Call) and isinstance(inner.func, gast.Name)
+                    and self.parsed.free_values.get(inner.func.id) is builtins.zip
+                    and inner.func.id not in self.local_names and not inner.keywords
+                    and isinstance(element, gast.Tuple)
+                    and len(element.elts) == len(inner.args)):
+                # enumerate(zip(a, b)): one index walks every sequence.
+                sequences = [self.sequence(a, env, out) for a in inner.args]
+                return self.indexed(sequences, element.elts, env, out, counter, start)
+            sequence = self.sequence(inner, env, out)
             return self.indexed([sequence], [element], env, out, counter, start)
         if kind == "zip" and isinstance(node.target, gast.Tuple) and len(
             node.target.elts
@@ -464,9 +513,16 @@ class _Normalizer:
                                    and header == index)}
         out.append(_mark(loop, lineno))
 
+    def runtime(self, helper: str):
+        return gast.Attribute(value=_name(self.runtime_alias), attr=helper,
+                              ctx=gast.Load())
+
     def assign(self, target, value, env: dict, out: list) -> None:
         if isinstance(target, gast.Name):
             self.assign_key(target.id, value, env, out)
+            return
+        if isinstance(target, gast.Subscript):
+            self.assign_item(target, value, env, out)
             return
         elements = target.elts
         if isinstance(value, gast.Tuple | gast.List) and len(value.elts) == len(
@@ -498,10 +554,210 @@ class _Normalizer:
         for element, temporary in nested:
             self.assign(element, _name(temporary), env, out)
 
+    def assign_item(self, target, value, env: dict, out: list) -> None:
+        """`y[i] = v` binds a new version of y: `y_1 = rt.with_item(y, i, v)`."""
+        if not isinstance(target.value, gast.Name):
+            raise DifferentiationError(
+                "only items of a plain variable can be assigned in differentiated "
+                "code",
+                self.parsed.location(target),
+                "hint: read the container into a variable, assign its item, "
+                "and store it back",
+            )
+        stored = self.atom(value, env, out)
+        container = self.read(env, target.value)
+        index = self.index(target.slice, env, out)
+        index_value = gast.Subscript(value=self.runtime("index"), slice=index,
+                                     ctx=gast.Load())
+        call = gast.Call(func=self.runtime("with_item"),
+                         args=[container, index_value, stored], keywords=[])
+        version = self.bind(env, target.value.id)
+        out.append(_assign(version, call, self.lineno))
+
+    def grow_list(self, call, env: dict, out: list) -> bool:
+        """Rebind `xs` for `xs.append(v)` and `xs.extend(ys)`; False if not one."""
+        callee = call.func
+        if not (isinstance(callee, gast.Attribute)
+                and callee.attr in ("append", "extend")
+                and isinstance(callee.value, gast.Name)
+                and callee.value.id in env
+                and len(call.args) == 1 and not call.keywords):
+            return False
+        items = self.read(env, callee.value)
+        value = self.atom(call.args[0], env, out)
+        helper = "appended" if callee.attr == "append" else "extended"
+        grown = gast.Call(func=self.runtime(helper), args=[items, value], keywords=[])
+        version = self.bind(env, callee.value.id)
+        out.append(_assign(version, grown, self.lineno))
+        return True
+
+    def comprehension(self, node, env: dict, out: list):
+        """`[f(x) for x in xs if c]` becomes a loop that appends to a new list."""
+        result = self.namer.fresh("comprehension")
+        # The loop variables are local to the comprehension: rename them.
+        renames = {}
+        for generator in node.generators:
+            for target in gast.walk(generator.target):
+                if isinstance(target, gast.Name):
+                    renames[target.id] = self.namer.fresh(target.id)
+        rename = _RenameNames(renames)
+        holder = gast.Name(id=result, ctx=gast.Load(), annotation=None, type_comment=None)
+        if isinstance(node, gast.DictComp):
+            # `{k: v for ...}` stores each item: `d[k] = v`.
+            key = rename.visit(copy.deepcopy(node.key))
+            item = gast.Subscript(value=holder, slice=key, ctx=gast.Store())
+            statement = gast.Assign(targets=[item],
+                                    value=rename.visit(copy.deepcopy(node.value)))
+            empty = gast.Dict(keys=[], values=[])
+        else:
+            element = rename.visit(copy.deepcopy(node.elt))
+            statement = gast.Expr(value=gast.Call(
+                func=gast.Attribute(value=holder, attr="append", ctx=gast.Load()),
+                args=[element], keywords=[]))
+            empty = gast.List(elts=[], ctx=gast.Load())
+        body = [gast.copy_location(statement, node)]
+        for generator in reversed(node.generators):
+            for condition in reversed(generator.ifs):
+                body = [gast.copy_location(
+                    gast.If(test=rename.visit(copy.deepcopy(condition)), body=body,
+                            orelse=[]), node)]
+            loop = gast.For(target=rename.visit(copy.deepcopy(generator.target)),
+                            iter=rename.visit(copy.deepcopy(generator.iter))
+                            if generator is not node.generators[0]
+                            else copy.deepcopy(generator.iter),
+                            body=body, orelse=[], type_comment=None)
+            body = [gast.copy_location(loop, node)]
+        start = gast.Assign(targets=[gast.Name(id=result, ctx=gast.Store(),
+                                               annotation=None, type_comment=None)],
+                            value=empty)
+        self.local_names.add(result)
+        self.local_names.update(renames.values())
+        statements = [gast.copy_location(start, node)] + body
+        for statement in statements:
+            self.statement(statement, env, out)
+        return self.read(env, gast.Name(id=result, ctx=gast.Load(), annotation=None,
+                                        type_comment=None))
+
+    def dict_display(self, node, env: dict, out: list):
+        """`{k: v}` becomes `rt.dict_of((k,), (v,))`."""
+        if any(key is None for key in node.keys):
+            raise DifferentiationError(
+                "a ** entry in a dict display is not supported in differentiated code",
+                self.parsed.location(node),
+                "hint: list each key and value explicitly",
+            )
+        keys = [self.atom(k, env, out) for k in node.keys]
+        values = [self.atom(v, env, out) for v in node.values]
+        key_tuple = self.atom(gast.Tuple(elts=keys, ctx=gast.Load()), env, out)
+        value_tuple = self.atom(gast.Tuple(elts=values, ctx=gast.Load()), env, out)
+        return gast.Call(func=self.runtime("dict_of"), args=[key_tuple, value_tuple],
+                         keywords=[])
+
+    def inline(self, function_node, call, env: dict, out: list):
+        """Inline a call to a function defined inside the differentiated one.
+
+        The body reads the enclosing variables as they are at the call, as a
+        closure does, and its own variables stay local to the call.
+        """
+        label = getattr(function_node, "name", "lambda")
+        if any(node is function_node for node in self.inlining):
+            raise DifferentiationError(
+                f"the local function {label} calls itself",
+                self.parsed.location(call),
+                "hint: define recursive functions at module level",
+            )
+        arguments = function_node.args
+        if arguments.vararg or arguments.kwarg:
+            raise DifferentiationError(
+                f"the local function {label} takes *args or **kwargs",
+                self.parsed.location(call),
+                "hint: give each input a named parameter",
+            )
+        params = arguments.posonlyargs + arguments.args
+        if len(call.args) > len(params):
+            raise DifferentiationError(
+                f"the local function {label} takes {len(params)} positional "
+                f"arguments but {len(call.args)} were given",
+                self.parsed.location(call), "hint: check the call")
+        values = {}
+        for param, argument in zip(params, call.args, strict=False):
+            values[param.id] = self.atom(argument, env, out)
+        for keyword in call.keywords:
+            values[keyword.arg] = self.atom(keyword.value, env, out)
+        defaults = dict(zip([p.id for p in params[len(params) - len(arguments.defaults):]],
+                            arguments.defaults, strict=True))
+        for param, default in zip(arguments.kwonlyargs, arguments.kw_defaults,
+                                  strict=True):
+            if default is not None:
+                defaults[param.id] = default
+        inner = {key: value for key, value in env.items() if key != RETURN_KEY}
+        for param in params + arguments.kwonlyargs:
+            if param.id in values:
+                value = values[param.id]
+            elif param.id in defaults:
+                value = self.atom(copy.deepcopy(defaults[param.id]), env, out)
+            else:
+                raise DifferentiationError(
+                    f"the call to local function {label} is missing the argument "
+                    f"{param.id!r}", self.parsed.location(call),
+                    "hint: check the call")
+            self.local_names.add(param.id)
+            inner.pop(param.id, None)
+            self.assign_key(param.id, value, inner, out)
+        if isinstance(function_node, gast.Lambda):
+            return self.atom(function_node.body, inner, out)
+        self.inlining.append(function_node)
+        body = desugar_loop_exits(copy.deepcopy(function_node.body), self.namer)
+        body = move_code_after_returns(body)
+        self.local_names.update(_assigned_names(body))
+        _statements, ending = self.block(body, inner, out)
+        self.inlining.pop()
+        if RETURN_KEY not in inner or ending is None:
+            raise DifferentiationError(
+                f"the local function {label} does not return a value on every path",
+                self.parsed.location(function_node),
+                "hint: end it with a return statement",
+            )
+        return _name(inner[RETURN_KEY])
+
+    def check_no_alias(self, node, env: dict) -> None:
+        """Reject `y += v` where another variable names the same value as y.
+
+        On arrays `+=` writes in place, so after `z = y; y += v` plain Python
+        changes z too, while differentiated code rebinds y alone: the values,
+        and so the gradient, would differ.
+        """
+        target = node.target.id
+        version = env.get(target)
+        group = self.alias_groups.get(version)
+        if group is None:
+            return
+        for other, other_version in env.items():
+            if other != target and self.alias_groups.get(other_version) == group:
+                raise DifferentiationError(
+                    f"{target} {_AUGMENTED_SYMBOLS.get(type(node.op).__name__, 'op=')} "
+                    f"... changes {target} in place, and {other} names the same "
+                    f"value, which an array would change too",
+                    self.parsed.location(node),
+                    f"hint: write {target} = {target} "
+                    f"{_AUGMENTED_SYMBOLS.get(type(node.op).__name__, 'op=')[:-1]} ... to "
+                    f"rebind {target} alone, or copy it first with {target} = "
+                    f"{other}.copy()",
+                )
+
     def assign_key(self, key: str, value, env: dict, out: list) -> None:
         operation = self.operation(value, env, out)
+        source = env.get(value.id) if (isinstance(value, gast.Name)
+                                       and not _is_normalized(value)) else None
         version = self.bind(env, key)
         out.append(_assign(version, operation, self.lineno))
+        if source is not None:
+            # `key = name`: both name one value, as far as in-place writes go.
+            group = self.alias_groups.setdefault(source, source)
+            self.alias_groups[version] = group
+        if isinstance(value, gast.Lambda):
+            self.local_functions[key] = value
+            self.lambda_versions.add(version)
 
     def if_statement(self, node, env: dict, out: list) -> str | None:
         condition = self.atom(node.test, env, out)
@@ -604,6 +860,12 @@ def normalize_function(parsed: ParsedFunction, namer: Namer,
         statements = [statement]
     else:
         statements = desugar_loop_exits(copy.deepcopy(node.body), namer)
+        if not _returns_always(statements):
+            # Python returns None from a path that falls off the end; a path
+            # that cannot really be taken (after a for-else, say) then costs
+            # nothing, and one that is taken returns None as it would.
+            implicit = gast.Return(value=gast.Constant(value=None, kind=None))
+            statements.append(gast.copy_location(implicit, statements[-1]))
         statements = move_code_after_returns(statements)
     local_names = _assigned_names(statements) | set(params)
     normalizer = _Normalizer(parsed, namer, local_names, runtime_alias)
@@ -630,6 +892,22 @@ def normalize_function(parsed: ParsedFunction, namer: Namer,
     )
 
 
+_AUGMENTED_SYMBOLS = {
+    "Add": "+=", "Sub": "-=", "Mult": "*=", "Div": "/=", "FloorDiv": "//=",
+    "Mod": "%=", "Pow": "**=", "MatMult": "@=",
+}
+
+
+class _RenameNames(gast.NodeTransformer):
+    def __init__(self, mapping: dict):
+        self.mapping = mapping
+
+    def visit_Name(self, node):
+        if node.id in self.mapping:
+            node.id = self.mapping[node.id]
+        return node
+
+
 def _hashable(value) -> bool:
     try:
         hash(value)
@@ -639,9 +917,21 @@ def _hashable(value) -> bool:
 
 
 def _assigned_names(statements: list) -> set[str]:
+    """Names the statements bind, not counting those of functions inside them."""
     names = set()
-    for statement in statements:
-        for node in gast.walk(statement):
-            if isinstance(node, gast.Name) and isinstance(node.ctx, gast.Store):
-                names.add(node.id)
+    pending = list(statements)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, gast.FunctionDef | gast.Lambda | gast.ListComp | gast.DictComp):
+            continue  # Their names are local to them.
+        if isinstance(node, gast.Name) and isinstance(node.ctx, gast.Store):
+            names.add(node.id)
+        elif (isinstance(node, gast.Subscript) and isinstance(node.ctx, gast.Store)
+              and isinstance(node.value, gast.Name)):
+            names.add(node.value.id)  # `y[i] = v` binds a new y.
+        elif (isinstance(node, gast.Call) and isinstance(node.func, gast.Attribute)
+              and node.func.attr in ("append", "extend")
+              and isinstance(node.func.value, gast.Name)):
+            names.add(node.func.value.id)  # So does `xs.append(v)`.
+        pending.extend(gast.iter_child_nodes(node))
     return names

@@ -113,6 +113,11 @@ def _eliminate_dead(statements: list, live: set[str]) -> tuple[list, bool]:
     changed = False
     kept = []
     for statement in reversed(statements):
+        if isinstance(statement, gast.While | gast.For):
+            changed = _eliminate_dead_in_loop(statement, live) or changed
+            live |= _reads(statement)
+            kept.append(statement)
+            continue
         if isinstance(statement, gast.If):
             body, body_changed = _eliminate_dead(statement.body, set(live))
             orelse, else_changed = _eliminate_dead(statement.orelse, set(live))
@@ -197,6 +202,14 @@ def optimize_pullback(pullback: gast.FunctionDef) -> None:
         pullback.body = body
         if not (folder.changed or copied or removed):
             return
+
+
+def _eliminate_dead_in_loop(loop, live: set[str]) -> bool:
+    """Remove dead code in a loop body; what a later iteration reads stays live."""
+    inside = live | _reads(loop)
+    body, changed = _eliminate_dead(loop.body, inside)
+    loop.body = body or [gast.Pass()]
+    return changed
 
 
 def _top_level_stores(statement) -> set[str]:

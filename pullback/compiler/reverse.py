@@ -8,6 +8,7 @@ choice, which the closure reads from the forward pass's condition variable.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import gast
@@ -15,7 +16,9 @@ import gast
 from pullback.compiler import rules
 from pullback.compiler.activity import Activity
 from pullback.compiler.classify import (
+    ATTRIBUTE,
     CHECKPOINT,
+    USER_METHOD,
     COPY,
     PACK,
     RULE,
@@ -88,6 +91,9 @@ class _Frame:
     """
 
     tape: str
+    # The pullback's position in the tape. The pullback reads the tape without
+    # emptying it, so it can run again.
+    cursor: str = ""
     # Forward name -> the pullback's name for the value restored from the tape.
     saved: dict = dataclasses.field(default_factory=dict)
     # id(block) -> (the list holding the push, the push, names the block binds).
@@ -140,7 +146,8 @@ class ReverseBuilder:
         self.aliases = aliases
         self.pullback_names: dict[int, str] = {}
         self.numeric_variables = {
-            target for item in _flatten(block) if item.kind == RULE
+            target for item in _flatten(block)
+            if item.kind == RULE and not item.rule.structured
             for target in item.targets
         }
         self.loop_frames: dict[int, _Frame] = {}
@@ -168,6 +175,8 @@ class ReverseBuilder:
                 out.append(self.forward_user_call(item))
             elif item.kind == CHECKPOINT and self.is_active_operation(item):
                 out.extend(self.forward_checkpoint(item))
+            elif item.kind == USER_METHOD and self.is_active_operation(item):
+                out.append(self.forward_method_call(item))
             else:
                 out.append(item.statement)
         return out
@@ -181,6 +190,13 @@ class ReverseBuilder:
         statements.insert(index, push)
         frame.pushes[id(block)] = (statements, push, _direct_stores(statements))
 
+    def builtin(self, builtin_name: str):
+        """A builtin, through the runtime when the user's module rebinds its name."""
+        if builtin_name in self.normalized.parsed.function.__globals__:
+            return gast.Attribute(value=name(self.aliases.runtime), attr=builtin_name,
+                                  ctx=gast.Load())
+        return name(builtin_name)
+
     def loop_is_active(self, loop: Loop) -> bool:
         return any(self.is_active_operation(op) for op in _flatten(loop.body))
 
@@ -190,7 +206,8 @@ class ReverseBuilder:
         if not self.loop_is_active(loop):
             return [statement]
         label = statement.target.id if isinstance(statement, gast.For) else "while"
-        frame = _Frame(self.namer.fresh(f"{label}_iterations"))
+        tape = self.namer.fresh(f"{label}_iterations")
+        frame = _Frame(tape, self.namer.fresh(f"{tape}_left"))
         self.loop_frames[id(loop)] = frame
         body = self.forward(loop.body, commenter, frame)
         # Save before the back-edge copies overwrite this iteration's values.
@@ -226,15 +243,16 @@ class ReverseBuilder:
             return statements
         push.value.args[0].elts = [name(n) for n in needed]
         saved = [frame.saved.setdefault(n, self.namer.fresh(f"{n}_saved")) for n in needed]
-        pop = gast.Call(func=gast.Attribute(value=name(frame.tape), attr="pop",
-                                            ctx=gast.Load()), args=[], keywords=[])
+        step = gast.AugAssign(target=name(frame.cursor, True), op=gast.Sub(),
+                              value=gast.Constant(value=1, kind=None))
+        restores = [step]
         if saved:
+            entry_value = gast.Subscript(value=name(frame.tape), slice=name(frame.cursor),
+                                         ctx=gast.Load())
             targets = gast.Tuple(elts=[name(n, True) for n in saved], ctx=gast.Store())
-            restore = gast.Assign(targets=[targets], value=pop)
-        else:
-            restore = gast.Expr(value=pop)
+            restores.append(gast.Assign(targets=[targets], value=entry_value))
         renamer = _RenameLoads(dict(zip(needed, saved, strict=True)))
-        return [restore] + [renamer.visit(s) for s in statements]
+        return restores + [renamer.visit(s) for s in statements]
 
     def active_parameters(self, operation: Operation) -> list[int]:
         """Positions of the callee's parameters that receive an active argument."""
@@ -252,6 +270,26 @@ class ReverseBuilder:
         self.pullback_names[id(operation)] = pullback
         call = operation.statement.value
         vjp = _runtime_call(self.aliases, "vjp_of", call.func, *self.wrt_names(operation))
+        vjp_call = gast.Call(func=vjp, args=call.args, keywords=call.keywords)
+        targets = gast.Tuple(elts=[name(target, True), name(pullback, True)],
+                             ctx=gast.Store())
+        return gast.Assign(targets=[targets], value=vjp_call)
+
+    def forward_method_call(self, operation: Operation):
+        """`y, y_pullback = rt.method_vjp(obj, "f", (0, 1))(x)` for `y = obj.f(x)`."""
+        target = operation.targets[0]
+        pullback = self.namer.fresh(f"{target}_pullback")
+        self.pullback_names[id(operation)] = pullback
+        call = operation.statement.value
+        positions = gast.Tuple(elts=[gast.Constant(value=p, kind=None)
+                                     for p in self.active_parameters(operation)],
+                               ctx=gast.Load())
+        if getattr(operation, "call_value", False):  # `layer(x)`
+            owner, method_name = call.func, "__call__"
+        else:  # `obj.method(x)`
+            owner, method_name = call.func.value, call.func.attr
+        vjp = _runtime_call(self.aliases, "method_vjp", owner,
+                            gast.Constant(value=method_name, kind=None), positions)
         vjp_call = gast.Call(func=vjp, args=call.args, keywords=call.keywords)
         targets = gast.Tuple(elts=[name(target, True), name(pullback, True)],
                              ctx=gast.Store())
@@ -319,8 +357,8 @@ class ReverseBuilder:
             return []
         out = []
         commenter.before(line, out)
-        out.append(gast.If(test=branch.condition, body=body or [gast.Pass()],
-                           orelse=orelse))
+        out.append(gast.If(test=copy.deepcopy(branch.condition),
+                           body=body or [gast.Pass()], orelse=orelse))
         return out
 
     def reverse_loop(self, loop: Loop, defined: dict, commenter) -> list:
@@ -358,7 +396,9 @@ class ReverseBuilder:
         out = []
         commenter.before(line, out)
         out.extend(before)
-        out.append(gast.While(test=name(frame.tape), body=body, orelse=[]))
+        length = gast.Call(func=self.builtin("len"), args=[name(frame.tape)], keywords=[])
+        out.append(_assign(frame.cursor, length))
+        out.append(gast.While(test=name(frame.cursor), body=body, orelse=[]))
         commenter.last = None
         return out
 
@@ -421,13 +461,23 @@ class ReverseBuilder:
             self.reverse_unpack(operation, active_inputs, defined, out)
         elif kind == SUBSCRIPT:
             self.reverse_subscript(operation, active_inputs, defined, out)
-        elif kind == USER_CALL:
+        elif kind in (USER_CALL, USER_METHOD):
             pullback = self.pullback_names[id(operation)]
             self.reverse_user_call(operation, pullback, active_inputs, defined, out)
+        elif kind == ATTRIBUTE:
+            target = operation.targets[0]
+            attribute = operation.statement.value.attr
+            for _, variable in active_inputs:
+                contribution = _runtime_call(
+                    self.aliases, "attribute_adjoint",
+                    name(self.namer.cotangent(target)), name(variable),
+                    gast.Constant(value=attribute, kind=None))
+                self.accumulate(variable, contribution, False, defined, out)
         elif kind == CHECKPOINT:
             call = operation.statement.value
             pullback = self.namer.fresh(f"{operation.targets[0]}_pullback")
             states = self.pullback_names[id(operation)]
+            call = copy.deepcopy(call)
             wrt = gast.Tuple(elts=self.wrt_names(operation), ctx=gast.Load())
             recompute = _runtime_call(self.aliases, "recompute", call.func, wrt,
                                       name(states), name(operation.targets[0]),
@@ -487,7 +537,9 @@ class ReverseBuilder:
 
     def reverse_subscript(self, operation, active_inputs, defined, out) -> None:
         target = operation.targets[0]
-        index = operation.statement.value.slice
+        # Copies: the pullback renames values it restores from a tape, and
+        # must not rename the forward statement's own nodes.
+        index = copy.deepcopy(operation.statement.value.slice)
         index_expression = gast.Subscript(
             value=gast.Attribute(value=self.aliases.numpy, attr="s_", ctx=gast.Load()),
             slice=index, ctx=gast.Load())

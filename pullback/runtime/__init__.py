@@ -44,6 +44,7 @@ from pullback.runtime.linalg import (
     tensordot_adjoint_rhs,
 )
 from pullback.runtime.markers import apply_hook, generator_states
+from pullback.runtime.objects import ObjectTangent, attribute_adjoint, method_vjp
 from pullback.runtime.registry import vjp_of
 from pullback.runtime.scalars import (
     digamma,
@@ -71,10 +72,37 @@ from pullback.runtime.shapes import (
     transpose_adjoint,
     vstack_adjoint,
 )
-from pullback.runtime.structure import sequence, subscript_adjoint, unpack_adjoint
+from pullback.runtime.structure import (
+    appended,
+    dict_of,
+    dict_values_cotangent,
+    extended,
+    extended_head,
+    extended_tail,
+    index,
+    item_cotangent,
+    sequence,
+    subscript_adjoint,
+    unpack_adjoint,
+    with_item,
+    without_item,
+)
 from pullback.runtime.tangents import add, is_differentiable_value, scale, zeros_like
 
 __all__ = [
+    "method_vjp",
+    "attribute_adjoint",
+    "ObjectTangent",
+    "extended_head",
+    "extended_tail",
+    "without_item",
+    "with_item",
+    "item_cotangent",
+    "index",
+    "extended",
+    "dict_values_cotangent",
+    "dict_of",
+    "appended",
     "add",
     "apply_hook",
     "array_adjoint",

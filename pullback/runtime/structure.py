@@ -76,3 +76,99 @@ def sequence(iterable):
     if isinstance(iterable, np.ndarray | list | tuple | range):
         return iterable
     return list(iterable)
+
+
+class _Index:
+    """`rt.index[1:-1, 0]` is `(slice(1, -1), 0)`: an index as a value."""
+
+    def __getitem__(self, index):
+        return index
+
+
+index = _Index()
+
+
+def with_item(container, index, value):
+    """Return `container` with `container[index] = value`, leaving it unchanged.
+
+    Differentiated code treats a subscript write as making a new value, so
+    the pullback can still read the old one and arrays passed in are never
+    changed.
+    """
+    if isinstance(container, np.ndarray):
+        updated = container.copy()
+    elif isinstance(container, list | dict):
+        updated = container.copy()
+    else:
+        raise TypeError(
+            f"cannot assign to an item of a {type(container).__name__} in "
+            "differentiated code; it assigns items of arrays, lists and dicts"
+        )
+    updated[index] = value
+    return updated
+
+
+def without_item(cotangent, index):
+    """Cotangent of the container before `with_item`: the overwritten part is zero."""
+    if isinstance(cotangent, np.ndarray):
+        cleared = cotangent.copy()
+        cleared[index] = 0
+        return cleared
+    if isinstance(cotangent, list):
+        cleared = list(cotangent)
+        cleared[index] = zeros_like(cleared[index])
+        return cleared
+    if isinstance(cotangent, dict):
+        cleared = dict(cotangent)
+        cleared.pop(index, None)
+        return cleared
+    return cotangent
+
+
+def item_cotangent(cotangent, index, value):
+    """Cotangent of the value `with_item` stored at `index`."""
+    from pullback.runtime.arrays import unbroadcast
+
+    if isinstance(cotangent, np.ndarray):
+        return unbroadcast(cotangent[index], value)
+    if isinstance(cotangent, dict):
+        found = cotangent.get(index)
+        return zeros_like(value) if found is None else found
+    return cotangent[index]
+
+
+def appended(items: list, value) -> list:
+    """Return `items + [value]`: `items.append(value)` as a new list."""
+    return [*items, value]
+
+
+def extended(items: list, values) -> list:
+    """Return `items + list(values)`: `items.extend(values)` as a new list."""
+    return [*items, *values]
+
+
+def extended_head(cotangent: list, items: list) -> list:
+    """Cotangent of the list `extended` grew: its first `len(items)` entries."""
+    return cotangent[: len(items)]
+
+
+def extended_tail(cotangent: list, items: list, values):
+    """Cotangent of the values `extended` added, as the same kind of sequence."""
+    tail = cotangent[len(items) :]
+    if isinstance(values, np.ndarray):
+        return np.stack(tail) if tail else np.zeros_like(values)
+    return type(values)(tail) if isinstance(values, tuple) else tail
+
+
+def dict_of(keys: tuple, values: tuple) -> dict:
+    """Build `{keys[0]: values[0], ...}`, the value of a dict display."""
+    return dict(zip(keys, values, strict=True))
+
+
+def dict_values_cotangent(cotangent: dict, keys: tuple, values: tuple) -> tuple:
+    """Cotangents of a dict display's values, zero where none reached a key."""
+    parts = []
+    for key, value in zip(keys, values, strict=True):
+        found = cotangent.get(key) if cotangent is not None else None
+        parts.append(zeros_like(value) if found is None else found)
+    return tuple(parts)

@@ -9,6 +9,7 @@ to, never allocated.
 from __future__ import annotations
 
 import numbers
+import types
 
 import numpy as np
 
@@ -25,7 +26,15 @@ def is_differentiable_value(value) -> bool:
         return any(is_differentiable_value(item) for item in value)
     if isinstance(value, dict):
         return any(is_differentiable_value(item) for item in value.values())
-    return False
+    return _has_differentiable_fields(value)
+
+
+def _has_differentiable_fields(value) -> bool:
+    """Whether a plain object or dataclass holds differentiable attributes."""
+    fields = getattr(value, "__dict__", None)
+    if fields is None or isinstance(value, type | types.ModuleType | types.FunctionType):
+        return False
+    return any(is_differentiable_value(item) for item in fields.values())
 
 
 def zeros_like(value):
@@ -50,6 +59,10 @@ def zeros_like(value):
         return [zeros_like(item) for item in value]
     if isinstance(value, dict):
         return {key: zeros_like(item) for key, item in value.items()}
+    if _has_differentiable_fields(value):
+        from pullback.runtime.objects import ObjectTangent
+
+        return ObjectTangent()
     return None
 
 

@@ -53,6 +53,9 @@ class Rule:
     broadcasting: bool = False
     # Keyword arguments that would change the primal's meaning (`out=`).
     rejected_keywords: frozenset[str] = frozenset()
+    # The result is a container (list, dict), not an array or number, so its
+    # cotangents add with rt.add rather than +.
+    structured: bool = False
 
     def param_names(self) -> list[str]:
         return [param.name for param in self.params]
@@ -175,13 +178,15 @@ def defrule(
     *,
     broadcasting: bool = False,
     rejected_keywords=("out",),
+    structured: bool = False,
     **adjoints: str,
 ) -> Rule:
     """Register adjoint templates for a callable with the given signature."""
     params = parse_signature(signature)
     name = _qualified_name(function)
     _check_templates(name, params, adjoints)
-    rule = Rule(name, params, adjoints, broadcasting, frozenset(rejected_keywords))
+    rule = Rule(name, params, adjoints, broadcasting, frozenset(rejected_keywords),
+                structured)
     FUNCTION_RULES[function] = rule
     return rule
 

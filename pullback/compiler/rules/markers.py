@@ -7,10 +7,21 @@ have adjoint templates.
 
 from pullback.compiler.rules.core import defrule
 from pullback.runtime.markers import with_derivative
-from pullback.runtime.structure import sequence
+from pullback.runtime import structure
 
 defrule(with_derivative, "x, hook", x="rt.apply_hook(hook, g)")
 
 # Loops over an iterable index `rt.sequence(iterable)`, the iterable itself
 # when it is an array, list or tuple.
-defrule(sequence, "iterable", iterable="g")
+defrule(structure.sequence, "iterable", iterable="g", structured=True)
+
+# Writes and list growth, which normalization turns into new values.
+defrule(structure.with_item, "container, index, value", structured=True,
+        container="rt.without_item(g, index)",
+        value="rt.item_cotangent(g, index, value)")
+defrule(structure.appended, "items, value", structured=True,
+        items="g[:-1]", value="g[-1]")
+defrule(structure.extended, "items, values", structured=True,
+        items="rt.extended_head(g, items)", values="rt.extended_tail(g, items, values)")
+defrule(structure.dict_of, "keys, values", structured=True,
+        values="rt.dict_values_cotangent(g, keys, values)")

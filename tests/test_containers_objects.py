@@ -1,0 +1,421 @@
+"""Containers, objects, in-place updates and nested functions.
+
+The corpus covers:
+- list `append` and `extend`, list and dict comprehensions;
+- dict literals and item writes;
+- attribute reads and method calls on user objects;
+- in-place array updates: `y[i] = v`, and `y += z` on an array that another
+  name also refers to;
+- nested `def` and `lambda` called inside differentiated code.
+Each function's value must match the plain call and its gradient must match
+central finite differences in float64.
+
+Objects are not perturbed by `check_gradient`, so gradients with respect to
+an object are checked attribute by attribute with `check_object_gradient`.
+"""
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+from gradcheck import check_gradient, inner, random_like
+
+import pullback
+
+rng = np.random.default_rng(20240918)
+
+
+def normal(*shape):
+    return rng.standard_normal(shape)
+
+
+# Lists built by append and extend.
+
+
+def append_in_loop(x):
+    values = []
+    for i in range(3):
+        values.append(np.sin(x) * i)
+    total = 0.0
+    for v in values:
+        total = total + np.sum(v * v)
+    return total
+
+
+def append_then_index(x, y):
+    values = [x]
+    values.append(y * 2.0)
+    values.append(x * y)
+    return np.sum(values[-1] + values[1] * values[0])
+
+
+def extend_list(x):
+    values = [x]
+    values.extend([x * 2.0, np.exp(x)])
+    return np.sum(values[0] * values[1] * values[2])
+
+
+def append_then_stack(x):
+    rows = []
+    for i in range(x.shape[0]):
+        rows.append(x[i] * (i + 1.0))
+    return np.sum(np.tanh(np.stack(rows)))
+
+
+def append_states_of_rnn(w, h):
+    states = []
+    for t in range(3):
+        h = np.tanh(w @ h)
+        states.append(h)
+    total = 0.0
+    for state in states:
+        total = total + np.sum(state)
+    return total
+
+
+# Comprehensions.
+
+
+def list_comprehension(x):
+    values = [np.sin(v) * v for v in x]
+    total = 0.0
+    for v in values:
+        total = total + v
+    return total
+
+
+def list_comprehension_with_condition(x):
+    values = [v * v for v in x if v > 0.0]
+    return np.sum(np.array(values))
+
+
+def list_comprehension_over_range(x):
+    powers = [x**k for k in range(1, 4)]
+    return np.sum(powers[0] + powers[1] + powers[2])
+
+
+def builtin_sum_of_comprehension(x, y):
+    return sum([np.sum(a * b) for a, b in zip(x, y)])
+
+
+def nested_comprehension(x):
+    products = [[x[i] * x[j] for j in range(i, x.shape[0])] for i in range(x.shape[0])]
+    total = 0.0
+    for row in products:
+        for v in row:
+            total = total + v
+    return total
+
+
+def dict_comprehension(x):
+    scaled = {k: x * k for k in (1.0, 2.0, 3.0)}
+    return np.sum(scaled[1.0] * scaled[3.0])
+
+
+# Dict literals and writes.
+
+
+def dict_literal(x, y):
+    params = {"a": x, "b": np.sin(y)}
+    return np.sum(params["a"] * params["b"])
+
+
+def dict_write(x):
+    cache = {}
+    cache["square"] = x * x
+    cache["cube"] = cache["square"] * x
+    return np.sum(cache["cube"] - cache["square"])
+
+
+def dict_write_in_loop(x):
+    cache = {0: x}
+    for i in range(1, 4):
+        cache[i] = np.sin(cache[i - 1]) + x
+    return np.sum(cache[3])
+
+
+def dict_overwrite_key(x):
+    state = {"h": x}
+    for i in range(3):
+        state["h"] = np.tanh(state["h"] * 1.5)
+    return np.sum(state["h"])
+
+
+# Attribute reads and method calls on user objects.
+
+
+@dataclasses.dataclass
+class Linear:
+    w: np.ndarray
+    b: np.ndarray
+
+    def apply(self, x):
+        return self.w @ x + self.b
+
+    def __call__(self, x):
+        return np.tanh(self.apply(x))
+
+
+class Scale:
+    def __init__(self, factor):
+        self.factor = factor
+
+    def times(self, x):
+        return x * self.factor
+
+
+def attribute_read(layer, x):
+    return np.sum(np.tanh(layer.w @ x + layer.b))
+
+
+def method_call(layer, x):
+    return np.sum(layer.apply(x) ** 2)
+
+
+def call_object(layer, x):
+    return np.sum(layer(x))
+
+
+def method_in_loop(layer, x):
+    for i in range(3):
+        x = layer(x)
+    return np.sum(x)
+
+
+def plain_object_method(scale, x):
+    return np.sum(np.sin(scale.times(x)))
+
+
+def construct_object(w, b, x):
+    layer = Linear(w, b)
+    return np.sum(layer(x))
+
+
+def attribute_of_list_items(layers, x):
+    for layer in layers:
+        x = np.tanh(layer.w @ x + layer.b)
+    return np.sum(x)
+
+
+# In-place array updates.
+
+
+def item_write_in_loop(x):
+    y = np.zeros_like(x)
+    for i in range(x.shape[0]):
+        y[i] = x[i] ** 2
+    return np.sum(y * x)
+
+
+def slice_write(x, v):
+    y = x * 1.0
+    y[1:3] = v * 2.0
+    return np.sum(y * y)
+
+
+def column_write(x, v):
+    y = np.ones_like(x)
+    y[:, 0] = np.sin(v)
+    return np.sum(y * x)
+
+
+def overwrite_read_value(x):
+    y = x * 1.0
+    first = y[0]
+    y[0] = 5.0
+    return first * np.sum(y)
+
+
+def augmented_add_alias(x):
+    y = x * 1.0
+    z = y
+    y += np.sin(x)
+    return np.sum(z * z)
+
+
+def augmented_multiply_slice(x):
+    y = x * 1.0
+    y[:2] *= x[:2]
+    return np.sum(y)
+
+
+def prefix_sums_in_place(x):
+    y = x * 1.0
+    for i in range(1, y.shape[0]):
+        y[i] = y[i] + y[i - 1]
+    return np.sum(y * y)
+
+
+# Nested def and lambda.
+
+
+def nested_def_closure(x, y):
+    def scaled(v):
+        return np.sin(v) * y
+
+    return np.sum(scaled(x) + scaled(2.0 * x))
+
+
+def lambda_call(x):
+    square = lambda v: v * v  # noqa: E731
+    return np.sum(square(np.sin(x)))
+
+
+def nested_def_in_loop(x, w):
+    def step(v):
+        return np.tanh(v * w)
+
+    for i in range(3):
+        x = step(x)
+    return np.sum(x)
+
+
+def apply_function(f, x):
+    return f(x)
+
+
+def lambda_passed_to_function(x, y):
+    return np.sum(apply_function(lambda v: v * y, x))
+
+
+def closure_over_loop_value(x):
+    total = 0.0
+    for k in range(1, 3):
+
+        def power(v):
+            return v**k
+
+        total = total + np.sum(power(x))
+    return total
+
+
+CASES = [
+    # Lists.
+    pytest.param(append_in_loop, (normal(3),), id="append_in_loop"),
+    pytest.param(append_then_index, (normal(3), normal(3)), id="append_then_index"),
+    pytest.param(extend_list, (normal(3),), id="extend"),
+    pytest.param(append_then_stack, (normal(3, 2),), id="append_then_stack"),
+    pytest.param(append_states_of_rnn, (0.5 * normal(3, 3), normal(3)), id="append_states"),
+    # Comprehensions.
+    pytest.param(list_comprehension, (normal(4),), id="list_comprehension"),
+    pytest.param(list_comprehension_with_condition, (normal(5),), id="comprehension_if"),
+    pytest.param(list_comprehension_over_range, (normal(3),), id="comprehension_range"),
+    pytest.param(builtin_sum_of_comprehension, (normal(3, 2), normal(3, 2)), id="sum_comprehension"),
+    pytest.param(nested_comprehension, (normal(3),), id="nested_comprehension"),
+    pytest.param(dict_comprehension, (normal(3),), id="dict_comprehension"),
+    # Dicts.
+    pytest.param(dict_literal, (normal(3), normal(3)), id="dict_literal"),
+    pytest.param(dict_write, (normal(3),), id="dict_write"),
+    pytest.param(dict_write_in_loop, (normal(3),), id="dict_write_in_loop"),
+    pytest.param(dict_overwrite_key, (normal(3),), id="dict_overwrite_key"),
+    # Objects, differentiated with respect to the arrays only.
+    pytest.param(construct_object, (normal(2, 3), normal(2), normal(3)), id="construct_object"),
+    # In-place array updates.
+    pytest.param(item_write_in_loop, (normal(4),), id="item_write_in_loop"),
+    pytest.param(slice_write, (normal(4), normal(2)), id="slice_write"),
+    pytest.param(column_write, (normal(3, 2), normal(3)), id="column_write"),
+    pytest.param(overwrite_read_value, (normal(3),), id="overwrite_read_value"),
+    pytest.param(augmented_add_alias, (normal(3),), id="augmented_add_alias"),
+    pytest.param(augmented_multiply_slice, (normal(4),), id="augmented_multiply_slice"),
+    pytest.param(prefix_sums_in_place, (normal(4),), id="prefix_sums_in_place"),
+    # Nested def and lambda.
+    pytest.param(nested_def_closure, (normal(3), normal(3)), id="nested_def_closure"),
+    pytest.param(lambda_call, (normal(3),), id="lambda_call"),
+    pytest.param(nested_def_in_loop, (normal(3), 0.7), id="nested_def_in_loop"),
+    pytest.param(lambda_passed_to_function, (normal(3), normal(3)), id="lambda_argument"),
+    pytest.param(closure_over_loop_value, (normal(3),), id="closure_over_loop_value"),
+]
+
+
+def check_program(function, *args):
+    """Check a program's value and its gradient along three random directions.
+
+    Every argument is copied before each call, so a function that writes
+    into an array it was given cannot change the next call's inputs.
+    """
+    expected_value = function(*copy.deepcopy(args))
+    value, gradients = pullback.value_and_gradient(function)(*copy.deepcopy(args))
+    np.testing.assert_allclose(value, expected_value, rtol=1e-12, atol=0)
+    for seed in range(3):
+        check_gradient(function, *copy.deepcopy(args), seed=seed)
+
+
+@pytest.mark.parametrize("function, args", CASES)
+def test_container_gradient(function, args):
+    check_program(function, *args)
+
+
+# Objects as arguments.
+
+
+def check_object_gradient(function, obj, *rest, attributes, eps=1e-6, rtol=1e-5):
+    """Check the gradient with respect to `obj`, an object whose `attributes`
+    are float arrays, against central finite differences along a random
+    direction, and the gradients with respect to `rest` with `check_gradient`.
+    """
+    gradient_of_obj = pullback.gradient(function, wrt=0)(obj, *rest)
+    directions = {name: random_like(getattr(obj, name), rng) for name in attributes}
+
+    def moved(scale):
+        other = copy.copy(obj)
+        for name, direction in directions.items():
+            setattr(other, name, getattr(obj, name) + scale * direction)
+        return other
+
+    forward = (function(moved(eps), *rest) - function(moved(-eps), *rest)) / (2 * eps)
+    backward = sum(
+        inner(getattr(gradient_of_obj, name), direction)
+        for name, direction in directions.items()
+    )
+    assert abs(forward - backward) <= 1e-8 + rtol * max(abs(forward), abs(backward)), (
+        f"<gradient, v> = {backward!r} but finite differences give {forward!r}"
+    )
+    for name in attributes:
+        assert np.shape(getattr(gradient_of_obj, name)) == np.shape(getattr(obj, name))
+    wrt = tuple(range(1, 1 + len(rest)))
+    check_gradient(function, obj, *rest, wrt=wrt)
+
+
+OBJECT_CASES = [
+    pytest.param(attribute_read, id="attribute_read"),
+    pytest.param(method_call, id="method_call"),
+    pytest.param(call_object, id="call_object"),
+]
+
+
+@pytest.mark.parametrize("function", OBJECT_CASES)
+def test_object_gradient(function):
+    layer = Linear(normal(2, 3), normal(2))
+    check_object_gradient(function, layer, normal(3), attributes=("w", "b"))
+
+
+def test_method_in_loop_gradient():
+    layer = Linear(0.5 * normal(3, 3), normal(3))
+    check_object_gradient(method_in_loop, layer, normal(3), attributes=("w", "b"))
+
+
+def test_plain_object_method_gradient():
+    scale = Scale(normal(3))
+    check_object_gradient(plain_object_method, scale, normal(3), attributes=("factor",))
+
+
+def test_attributes_of_list_items_gradient():
+    layers = [Linear(normal(3, 2), normal(3)), Linear(normal(2, 3), normal(2))]
+    check_gradient(attribute_of_list_items, layers, normal(2), wrt=1)
+
+
+def test_corpus_size():
+    functions = {case.values[0] for case in CASES} | {case.values[0] for case in OBJECT_CASES}
+    functions |= {method_in_loop, plain_object_method, attribute_of_list_items}
+    assert len(functions) >= 25
+
+
+# In-place semantics: the generated code must see the same values as Python.
+
+
+def test_augmented_add_updates_alias_value():
+    x = normal(3)
+    value, _ = pullback.value_and_gradient(augmented_add_alias)(x)
+    assert value == pytest.approx(np.sum((x + np.sin(x)) ** 2), rel=1e-12)
+
