@@ -182,7 +182,10 @@ def slopes(peaks: list, step_counts: tuple) -> list:
 def print_workload(name: str, peaks: dict, step_counts: tuple) -> list:
     """Print one workload's table and return its target verdicts."""
     print(f"\n{name}: {ELEMENTS * 8:,} bytes per array")
-    header = f"{'implementation':<16}{'steps':>7}{'peak MB':>10}{'bytes/step':>12}{'peak ratio':>12}"
+    header = (
+        f"{'implementation':<16}{'steps':>7}{'peak MB':>10}"
+        f"{'bytes/step':>12}{'peak ratio':>12}"
+    )
     print(header)
     print("-" * len(header))
     for implementation, values in peaks.items():
@@ -190,7 +193,10 @@ def print_workload(name: str, peaks: dict, step_counts: tuple) -> list:
         for i, (steps, peak) in enumerate(zip(step_counts, values, strict=True)):
             slope = "" if per_step[i] is None else f"{per_step[i]:,.0f}"
             ratio = "" if i == 0 else f"{peak / values[i - 1]:.3f}"
-            print(f"{implementation:<16}{steps:>7}{peak / 1e6:>10.2f}{slope:>12}{ratio:>12}")
+            print(
+                f"{implementation:<16}{steps:>7}{peak / 1e6:>10.2f}"
+                f"{slope:>12}{ratio:>12}"
+            )
 
     verdicts = []
     pullback_slopes = slopes(peaks["pullback"], step_counts)
@@ -199,7 +205,8 @@ def print_workload(name: str, peaks: dict, step_counts: tuple) -> list:
     verdicts.append(linear)
     print(
         f"pullback bytes per step vary by {spread:.1%} between step counts "
-        f"(linear growth within {LINEARITY_TOLERANCE:.0%}): {'met' if linear else 'not met'}"
+        f"(linear growth within {LINEARITY_TOLERANCE:.0%}): "
+        f"{'met' if linear else 'not met'}"
     )
     for steps, mine, theirs in zip(
         step_counts, peaks["pullback"], peaks["hand-written"], strict=True

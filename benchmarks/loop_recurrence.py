@@ -288,13 +288,17 @@ def print_table(found: dict, samples: dict) -> None:
         low, middle = min(times), statistics.median(times)
         print(
             f"{name:<18}{low * 1e6:>10.1f}{middle * 1e6:>11.1f}"
-            f"{low / reference_min:>11.2f}{middle / reference_median:>14.2f}  {reference}"
+            f"{low / reference_min:>11.2f}{middle / reference_median:>14.2f}"
+            f"  {reference}"
         )
 
 
 def print_targets(samples: dict) -> None:
     print(f"\ntarget: pullback / hand-written <= {TARGET_RATIO} (ratio of minimums)")
-    for name, reference in (("pullback", "hand-written"), ("pullback np", "hand-written np")):
+    for name, reference in (
+        ("pullback", "hand-written"),
+        ("pullback np", "hand-written np"),
+    ):
         ratio = min(samples[name]) / min(samples[reference])
         verdict = "met" if ratio <= TARGET_RATIO else "not met"
         print(f"  {name}: {ratio:.2f}, {verdict}")
@@ -356,8 +360,13 @@ def print_breakdown(repeats: int, seconds: float) -> None:
     the function alone."""
     variants = (
         ("math", recurrence, hand_written, START, 1.0),
-        ("numpy", recurrence_numpy, hand_written_numpy, tuple(np.float64(v) for v in START),
-         np.float64(1.0)),
+        (
+            "numpy",
+            recurrence_numpy,
+            hand_written_numpy,
+            tuple(np.float64(v) for v in START),
+            np.float64(1.0),
+        ),
     )
     for variant, function, by_hand, args, seed in variants:
         vjp = generated_vjp(function)
@@ -368,9 +377,17 @@ def print_breakdown(repeats: int, seconds: float) -> None:
 
         found = {
             "hand-written": (by_hand, args, "hand-written"),
-            "value_and_gradient": (pullback.value_and_gradient(function), args, "hand-written"),
+            "value_and_gradient": (
+                pullback.value_and_gradient(function),
+                args,
+                "hand-written",
+            ),
             "generated vjp": (with_pullback(vjp, seed), args, "hand-written"),
-            "vjp, no helpers": (with_pullback(vjp_without_helpers, seed), args, "hand-written"),
+            "vjp, no helpers": (
+                with_pullback(vjp_without_helpers, seed),
+                args,
+                "hand-written",
+            ),
             "vjp forward only": (forward_only, args, "hand-written"),
             "function alone": (function, args, "hand-written"),
         }
@@ -393,7 +410,10 @@ def parse_arguments(argv=None):
         help="a short smoke run of 3 repeats of about 5 ms each; its times mean little",
     )
     parser.add_argument(
-        "--repeats", type=int, default=None, help="timed repeats per implementation (default 25)"
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed repeats per implementation (default 25)",
     )
     parser.add_argument(
         "--breakdown",
@@ -413,7 +433,10 @@ def main(argv=None) -> None:
     for name, error in unavailable.items():
         print(f"{name}: unavailable ({error})")
     check_agreement(found)
-    print(f"gradients agree with the hand-written ones; {STEPS} steps, {repeats} repeats\n")
+    print(
+        f"gradients agree with the hand-written ones; "
+        f"{STEPS} steps, {repeats} repeats\n"
+    )
 
     samples = time_per_call(found, repeats, seconds)
     print_table(found, samples)

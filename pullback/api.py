@@ -150,6 +150,20 @@ def _finish_cotangent(cotangent, primal):
     return cotangent
 
 
+_NUMBER_TYPES = (float, int)
+
+
+def _vjp_for(compiled: CompiledVJP, args: tuple, kwargs: dict):
+    """Pick the VJP for numbers when every argument is a Python number."""
+    numbers_vjp = compiled.numbers_vjp
+    if numbers_vjp is None or kwargs or len(args) != len(compiled.params):
+        return compiled.vjp
+    for arg in args:
+        if type(arg) not in _NUMBER_TYPES:
+            return compiled.vjp
+    return numbers_vjp
+
+
 def _format(compiled: CompiledVJP, cotangents: tuple, args: tuple, kwargs: dict):
     """Return the gradient for the caller: bare for one parameter, else a tuple."""
     if not kwargs and len(args) == len(compiled.params):
@@ -223,7 +237,7 @@ def value_and_gradient(f: Callable, wrt: Wrt = None) -> Callable:
     @functools.wraps(f)
     def value_and_gradient_of_f(*args, **kwargs):
         compiled = cached.get()
-        value, pullback_of_f = compiled.vjp(*args, **kwargs)
+        value, pullback_of_f = _vjp_for(compiled, args, kwargs)(*args, **kwargs)
         seed = _SEEDS.get(type(value))
         if seed is None:
             seed = _scalar_seed(compiled.function, value)
@@ -288,7 +302,7 @@ def value_and_pullback(f: Callable, *args, wrt: Wrt = None, **kwargs):
     array([2., 4., 6.])
     """
     compiled = compile_vjp(f, wrt)
-    value, pullback_of_f = compiled.vjp(*args, **kwargs)
+    value, pullback_of_f = _vjp_for(compiled, args, kwargs)(*args, **kwargs)
     if compiled.zero_derivatives:
         _warn_zero_derivatives(compiled, _argument_values(compiled, args, kwargs))
 

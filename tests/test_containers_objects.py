@@ -14,6 +14,10 @@ Objects are not perturbed by `check_gradient`, so gradients with respect to
 an object are checked attribute by attribute with `check_object_gradient`.
 """
 
+# The corpus is written the way users write loops: unused loop variables,
+# zip without strict=, closures over loop variables and if/else blocks.
+# ruff: noqa: B007, B905, B023, SIM108
+
 import copy
 import dataclasses
 
@@ -296,12 +300,20 @@ CASES = [
     pytest.param(append_then_index, (normal(3), normal(3)), id="append_then_index"),
     pytest.param(extend_list, (normal(3),), id="extend"),
     pytest.param(append_then_stack, (normal(3, 2),), id="append_then_stack"),
-    pytest.param(append_states_of_rnn, (0.5 * normal(3, 3), normal(3)), id="append_states"),
+    pytest.param(
+        append_states_of_rnn, (0.5 * normal(3, 3), normal(3)), id="append_states"
+    ),
     # Comprehensions.
     pytest.param(list_comprehension, (normal(4),), id="list_comprehension"),
-    pytest.param(list_comprehension_with_condition, (normal(5),), id="comprehension_if"),
+    pytest.param(
+        list_comprehension_with_condition, (normal(5),), id="comprehension_if"
+    ),
     pytest.param(list_comprehension_over_range, (normal(3),), id="comprehension_range"),
-    pytest.param(builtin_sum_of_comprehension, (normal(3, 2), normal(3, 2)), id="sum_comprehension"),
+    pytest.param(
+        builtin_sum_of_comprehension,
+        (normal(3, 2), normal(3, 2)),
+        id="sum_comprehension",
+    ),
     pytest.param(nested_comprehension, (normal(3),), id="nested_comprehension"),
     pytest.param(dict_comprehension, (normal(3),), id="dict_comprehension"),
     # Dicts.
@@ -310,7 +322,9 @@ CASES = [
     pytest.param(dict_write_in_loop, (normal(3),), id="dict_write_in_loop"),
     pytest.param(dict_overwrite_key, (normal(3),), id="dict_overwrite_key"),
     # Objects, differentiated with respect to the arrays only.
-    pytest.param(construct_object, (normal(2, 3), normal(2), normal(3)), id="construct_object"),
+    pytest.param(
+        construct_object, (normal(2, 3), normal(2), normal(3)), id="construct_object"
+    ),
     # In-place array updates.
     pytest.param(item_write_in_loop, (normal(4),), id="item_write_in_loop"),
     pytest.param(slice_write, (normal(4), normal(2)), id="slice_write"),
@@ -323,7 +337,9 @@ CASES = [
     pytest.param(nested_def_closure, (normal(3), normal(3)), id="nested_def_closure"),
     pytest.param(lambda_call, (normal(3),), id="lambda_call"),
     pytest.param(nested_def_in_loop, (normal(3), 0.7), id="nested_def_in_loop"),
-    pytest.param(lambda_passed_to_function, (normal(3), normal(3)), id="lambda_argument"),
+    pytest.param(
+        lambda_passed_to_function, (normal(3), normal(3)), id="lambda_argument"
+    ),
     pytest.param(closure_over_loop_value, (normal(3),), id="closure_over_loop_value"),
 ]
 
@@ -406,7 +422,9 @@ def test_attributes_of_list_items_gradient():
 
 
 def test_corpus_size():
-    functions = {case.values[0] for case in CASES} | {case.values[0] for case in OBJECT_CASES}
+    functions = {case.values[0] for case in CASES} | {
+        case.values[0] for case in OBJECT_CASES
+    }
     functions |= {method_in_loop, plain_object_method, attribute_of_list_items}
     assert len(functions) >= 25
 
@@ -418,4 +436,3 @@ def test_augmented_add_updates_alias_value():
     x = normal(3)
     value, _ = pullback.value_and_gradient(augmented_add_alias)(x)
     assert value == pytest.approx(np.sum((x + np.sin(x)) ** 2), rel=1e-12)
-

@@ -8,6 +8,10 @@ are chosen away from their thresholds, so a finite-difference step never
 changes the path taken. A subset is also compared with HIPS autograd.
 """
 
+# The corpus is written the way users write loops: unused loop variables,
+# zip without strict=, closures over loop variables and if/else blocks.
+# ruff: noqa: B007, B905, B023, SIM108
+
 import ast
 import math
 import re
@@ -729,11 +733,13 @@ def reassign_loop_variable(x):
         total = total + x * i
     return total
 
+
 def rebind_iterated_list(x, ws):
     for w in ws:
         x = x * w
         ws = [0.0, 0.0, 0.0]
     return x
+
 
 def rebind_iterated_array(x):
     total = 0.0
@@ -742,11 +748,13 @@ def rebind_iterated_array(x):
         x = x * 2.0
     return total
 
+
 def rebind_range_bound(x, n):
     for i in range(n):
         n = n - 1
         x = x * 1.5
     return x
+
 
 def rebind_enumerated(x):
     total = 0.0
@@ -755,6 +763,7 @@ def rebind_enumerated(x):
         total = total + v * i
     return total
 
+
 def rebind_zipped(x, y):
     total = 0.0
     for a, b in zip(x, y):
@@ -762,10 +771,12 @@ def rebind_zipped(x, y):
         total = total + a * b
     return total
 
+
 def empty_list(x, ws):
     for w in ws:
         x = x * w
     return x * x
+
 
 def inner_variable_after_inner_loop(x):
     total = 0.0
@@ -775,6 +786,7 @@ def inner_variable_after_inner_loop(x):
         total = total + x * j
     return total
 
+
 def while_else_return(x):
     while x < 5.0:
         x = x * 2.0
@@ -783,6 +795,7 @@ def while_else_return(x):
     else:
         return x * 3.0
     return x
+
 
 def break_in_while_in_for(x):
     total = 0.0
@@ -794,6 +807,7 @@ def break_in_while_in_for(x):
                 break
         total = total + y
     return total
+
 
 def row_rebound(x):
     total = 0.0
@@ -964,10 +978,14 @@ CASES = [
     pytest.param(range_over_len, (normal(4),), id="range_len"),
     pytest.param(range_step_from_shape, (normal(7),), id="range_step_from_shape"),
     pytest.param(range_stop_from_parameter, (normal(3), 4), id="range_stop_parameter"),
-    pytest.param(range_stop_from_parameter, (normal(3), 0), id="range_stop_parameter_zero"),
+    pytest.param(
+        range_stop_from_parameter, (normal(3), 0), id="range_stop_parameter_zero"
+    ),
     pytest.param(range_zero_trips, (normal(3), normal(3)), id="range_zero_trips"),
     pytest.param(
-        range_zero_trips_start_past_stop, (normal(3), normal(3)), id="range_start_past_stop"
+        range_zero_trips_start_past_stop,
+        (normal(3), normal(3)),
+        id="range_start_past_stop",
     ),
     pytest.param(range_variable_as_exponent, (0.8,), id="range_variable_exponent"),
     pytest.param(range_adjacent_elements, (normal(5),), id="range_adjacent"),
@@ -978,7 +996,9 @@ CASES = [
         (np.float64(0.3), np.float64(0.9), np.float64(0.2)),
         id="recurrence_numpy_scalar",
     ),
-    pytest.param(rnn_reassign_state, (0.5 * normal(4, 4), normal(4)), id="rnn_reassign"),
+    pytest.param(
+        rnn_reassign_state, (0.5 * normal(4, 4), normal(4)), id="rnn_reassign"
+    ),
     pytest.param(
         rnn_with_inputs,
         (0.5 * normal(3, 3), 0.5 * normal(3, 2), normal(3), normal(3), normal(5, 2)),
@@ -998,12 +1018,16 @@ CASES = [
     # for over sequences.
     pytest.param(over_list_parameter, (normal(3), [0.5, -1.2, 0.9]), id="over_list"),
     pytest.param(over_tuple_literal, (normal(3),), id="over_tuple_literal"),
-    pytest.param(over_tuple_of_arrays, ((normal(3), normal(3)), normal(3)), id="over_tuple"),
+    pytest.param(
+        over_tuple_of_arrays, ((normal(3), normal(3)), normal(3)), id="over_tuple"
+    ),
     pytest.param(over_array_rows, (normal(4, 3),), id="over_array_rows"),
     pytest.param(over_vector_elements, (normal(5),), id="over_vector_elements"),
     pytest.param(over_arange, (normal(3),), id="over_arange"),
     pytest.param(over_integer_arange, (normal(4),), id="over_integer_arange"),
-    pytest.param(over_enumerate_list, (normal(3), [0.3, 1.1, -0.7]), id="over_enumerate"),
+    pytest.param(
+        over_enumerate_list, (normal(3), [0.3, 1.1, -0.7]), id="over_enumerate"
+    ),
     pytest.param(over_enumerate_rows_with_start, (normal(3, 2),), id="enumerate_start"),
     pytest.param(over_zip_arrays, (normal(4), normal(4)), id="over_zip_arrays"),
     pytest.param(
@@ -1016,9 +1040,13 @@ CASES = [
         id="over_layer_pairs",
     ),
     pytest.param(horner, ([1.0, -2.0, 0.5, 3.0], 0.7), id="horner"),
-    pytest.param(over_list_by_index, ([0.9, 1.1, -0.8], normal(3)), id="over_list_by_index"),
     pytest.param(
-        over_list_of_floats_continue, (normal(2), [0.5, -1.0, 2.0]), id="over_floats_continue"
+        over_list_by_index, ([0.9, 1.1, -0.8], normal(3)), id="over_list_by_index"
+    ),
+    pytest.param(
+        over_list_of_floats_continue,
+        (normal(2), [0.5, -1.0, 2.0]),
+        id="over_floats_continue",
     ),
     # while loops.
     pytest.param(while_data_dependent, (0.45,), id="while_data_dependent"),
@@ -1036,21 +1064,29 @@ CASES = [
     pytest.param(while_return_inside, (70.0,), id="while_return_after"),
     pytest.param(while_zero_trips, (3.0,), id="while_zero_trips"),
     pytest.param(while_two_states, (0.4, 1.3), id="while_two_states"),
-    pytest.param(programs_numpy_loops.grow_until_norm, (positive(3),), id="numpy_while"),
+    pytest.param(
+        programs_numpy_loops.grow_until_norm, (positive(3),), id="numpy_while"
+    ),
     # for with break, continue, else.
     pytest.param(for_break, (np.array([0.3, -0.5, 1.4, 0.2]),), id="for_break"),
     pytest.param(for_continue, (normal(6),), id="for_continue"),
     pytest.param(for_else_no_break, (0.7,), id="for_else_no_break"),
     pytest.param(for_else_break_taken, (0.7,), id="for_else_break_taken"),
     pytest.param(for_else_return, (normal(3),), id="for_else_return"),
-    pytest.param(for_else_return, (np.array([0.5, 11.0, 0.2]),), id="for_return_not_else"),
+    pytest.param(
+        for_else_return, (np.array([0.5, 11.0, 0.2]),), id="for_return_not_else"
+    ),
     pytest.param(
         for_break_and_continue,
         (np.array([0.4, 5.0, -1.0, 2.5, 0.1]),),
         id="for_break_and_continue",
     ),
-    pytest.param(return_inside_for, (np.array([0.1, -0.2, 0.8, 0.9]),), id="return_in_for"),
-    pytest.param(return_inside_for, (np.array([0.1, -0.2, 0.3]),), id="return_after_for"),
+    pytest.param(
+        return_inside_for, (np.array([0.1, -0.2, 0.8, 0.9]),), id="return_in_for"
+    ),
+    pytest.param(
+        return_inside_for, (np.array([0.1, -0.2, 0.3]),), id="return_after_for"
+    ),
     pytest.param(return_in_first_iteration, (normal(2),), id="return_first_iteration"),
     # if inside loops.
     pytest.param(running_maximum, (normal(6),), id="running_maximum"),
@@ -1087,7 +1123,9 @@ CASES = [
         (np.array([[0.2, 0.5, -0.3], [0.1, 1.5, 0.3]]),),
         id="return_in_nested",
     ),
-    pytest.param(return_after_nested_loops_finish, (normal(2, 3),), id="return_after_nested"),
+    pytest.param(
+        return_after_nested_loops_finish, (normal(2, 3),), id="return_after_nested"
+    ),
     pytest.param(nested_else_clauses, (0.6,), id="nested_else_clauses"),
     pytest.param(
         nested_break_inner_rows,
@@ -1099,20 +1137,34 @@ CASES = [
         (np.array([[0.2, 0.5, -0.3], [0.1, 1.5, 0.3]]),),
         id="return_in_nested_rows",
     ),
-    pytest.param(return_inside_nested_rows, (0.1 * normal(2, 3),), id="return_after_nested_rows"),
+    pytest.param(
+        return_inside_nested_rows, (0.1 * normal(2, 3),), id="return_after_nested_rows"
+    ),
     pytest.param(while_and_condition, (0.3, 2), id="while_and_counter_ends"),
     pytest.param(while_and_condition, (0.3, 10), id="while_and_value_ends"),
     pytest.param(loop_inside_branch, (normal(3), True), id="loop_in_if_branch"),
-    pytest.param(loop_inside_branch, (0.1 * positive(3), False), id="loop_in_else_branch"),
+    pytest.param(
+        loop_inside_branch, (0.1 * positive(3), False), id="loop_in_else_branch"
+    ),
     # Rebinding what a loop iterates over, and loop variables.
     pytest.param(reassign_loop_variable, (0.7,), id="reassign_loop_variable"),
-    pytest.param(rebind_iterated_list, (0.7, [1.5, 2.0, 3.0]), id="rebind_iterated_list"),
-    pytest.param(rebind_iterated_array, (np.array([0.5, 1.0, -0.3]),), id="rebind_iterated_array"),
+    pytest.param(
+        rebind_iterated_list, (0.7, [1.5, 2.0, 3.0]), id="rebind_iterated_list"
+    ),
+    pytest.param(
+        rebind_iterated_array, (np.array([0.5, 1.0, -0.3]),), id="rebind_iterated_array"
+    ),
     pytest.param(rebind_range_bound, (0.7, 3), id="rebind_range_bound"),
-    pytest.param(rebind_enumerated, (np.array([0.5, 1.0, -0.3]),), id="rebind_enumerated"),
-    pytest.param(rebind_zipped, (np.array([0.5, 1.0]), np.array([2.0, 3.0])), id="rebind_zipped"),
+    pytest.param(
+        rebind_enumerated, (np.array([0.5, 1.0, -0.3]),), id="rebind_enumerated"
+    ),
+    pytest.param(
+        rebind_zipped, (np.array([0.5, 1.0]), np.array([2.0, 3.0])), id="rebind_zipped"
+    ),
     pytest.param(empty_list, (0.7, []), id="empty_list"),
-    pytest.param(inner_variable_after_inner_loop, (0.7,), id="inner_variable_after_loop"),
+    pytest.param(
+        inner_variable_after_inner_loop, (0.7,), id="inner_variable_after_loop"
+    ),
     pytest.param(while_else_return, (0.7,), id="while_else_return"),
     pytest.param(break_in_while_in_for, (0.7,), id="break_in_while_in_for"),
     pytest.param(row_rebound, (normal(2, 3),), id="row_rebound"),
@@ -1120,7 +1172,9 @@ CASES = [
     pytest.param(call_in_loop, (normal(3), 0.8), id="call_in_loop"),
     pytest.param(call_callee_with_loop, (normal(3),), id="callee_with_loop"),
     pytest.param(call_in_while, (0.2,), id="call_in_while"),
-    pytest.param(call_with_tuple_result_in_loop, (normal(2), normal(2)), id="call_tuple_loop"),
+    pytest.param(
+        call_with_tuple_result_in_loop, (normal(2), normal(2)), id="call_tuple_loop"
+    ),
     pytest.param(power_by_recursion, (1.3, 4), id="recursion_power"),
     pytest.param(power_by_recursion, (1.3, 0), id="recursion_base_case"),
     pytest.param(sum_by_halving, (normal(5),), id="recursion_halving"),
@@ -1138,7 +1192,9 @@ CASES = [
     pytest.param(name_like_result_bar, (0.7,), id="name_like_result_bar"),
     # NumPy imported as numpy.
     pytest.param(
-        programs_numpy_loops.rows_through_tanh, (normal(3), normal(4, 3)), id="numpy_range"
+        programs_numpy_loops.rows_through_tanh,
+        (normal(3), normal(4, 3)),
+        id="numpy_range",
     ),
     pytest.param(programs_numpy_loops.rows_of_array, (normal(3, 2),), id="numpy_rows"),
 ]
@@ -1228,12 +1284,16 @@ def test_loop_pullback_called_twice(function, args):
 
 def test_data_dependent_trip_count_gradient():
     # 0.45 -> 1.065 -> 2.1105 -> 3.888 -> 6.91 -> 12.05: five steps of x * 1.7 + 0.3.
-    assert pullback.gradient(while_data_dependent)(0.45) == pytest.approx(1.7**5, rel=1e-14)
+    assert pullback.gradient(while_data_dependent)(0.45) == pytest.approx(
+        1.7**5, rel=1e-14
+    )
 
 
 def test_running_maximum_gradient_picks_maximum():
     x = np.array([0.1, 2.0, -1.0, 1.5])
-    np.testing.assert_allclose(pullback.gradient(running_maximum)(x), [0.0, 4.0, 0.0, 0.0])
+    np.testing.assert_allclose(
+        pullback.gradient(running_maximum)(x), [0.0, 4.0, 0.0, 0.0]
+    )
 
 
 def test_break_stops_gradient_flow():
@@ -1245,11 +1305,15 @@ def test_return_inside_nested_loops_gradient():
     x = np.array([[0.2, 0.5, -0.3], [0.1, 1.5, 0.3]])
     expected = np.full_like(x, 1.5)
     expected[1, 1] += np.sum(x)
-    np.testing.assert_allclose(pullback.gradient(return_inside_nested_loops)(x), expected)
+    np.testing.assert_allclose(
+        pullback.gradient(return_inside_nested_loops)(x), expected
+    )
 
 
 def test_recursion_power_gradient():
-    assert pullback.gradient(power_by_recursion, wrt="x")(1.3, 4) == pytest.approx(4 * 1.3**3)
+    assert pullback.gradient(power_by_recursion, wrt="x")(1.3, 4) == pytest.approx(
+        4 * 1.3**3
+    )
 
 
 def test_recursion_base_case_gradient():
@@ -1292,7 +1356,9 @@ def counted_calls_in_while(x, w):
 def test_callee_runs_once_per_iteration():
     x, w = normal(3), 0.8
     CALLS.clear()
-    value, pullback_of_function = pullback.value_and_pullback(counted_calls_in_loop, x, w, 4)
+    value, pullback_of_function = pullback.value_and_pullback(
+        counted_calls_in_loop, x, w, 4
+    )
     assert CALLS == ["forward"] * 4
     pullback_of_function(1.0)
     assert CALLS == ["forward"] * 4 + ["backward"] * 4
@@ -1315,7 +1381,9 @@ def test_callee_in_zero_trip_loop():
 def test_callee_runs_once_per_while_iteration():
     x = np.zeros(3)
     CALLS.clear()
-    value, pullback_of_function = pullback.value_and_pullback(counted_calls_in_while, x, 0.5)
+    value, pullback_of_function = pullback.value_and_pullback(
+        counted_calls_in_while, x, 0.5
+    )
     # The sums after each step are 3.0 and 3 * tanh(0.5) + 3.0 = 4.39, so the
     # loop stops after two steps.
     assert CALLS == ["forward"] * 2
@@ -1328,7 +1396,9 @@ def test_callee_runs_once_per_while_iteration():
 
 
 FLOAT32_CASES = [
-    pytest.param(rnn_reassign_state, (0.5 * normal(4, 4), normal(4)), id="rnn_reassign"),
+    pytest.param(
+        rnn_reassign_state, (0.5 * normal(4, 4), normal(4)), id="rnn_reassign"
+    ),
     pytest.param(over_array_rows, (normal(4, 3),), id="over_array_rows"),
     pytest.param(nested_matrix_vector, (normal(3, 4), normal(4)), id="nested_matvec"),
     pytest.param(running_maximum, (normal(6),), id="running_maximum"),
@@ -1357,11 +1427,12 @@ def test_float32_loop_gradients(function, args):
         np.testing.assert_allclose(g32, g64, rtol=2e-4, atol=2e-5)
 
 
-
 def test_float32_scalar_recurrence():
     start = (np.float32(0.3), np.float32(0.9), np.float32(0.2))
     gradients32 = pullback.gradient(recurrence_numpy_scalar)(*start)
-    gradients64 = pullback.gradient(recurrence_numpy_scalar)(*(np.float64(v) for v in start))
+    gradients64 = pullback.gradient(recurrence_numpy_scalar)(
+        *(np.float64(v) for v in start)
+    )
     for g32, g64 in zip(gradients32, gradients64, strict=True):
         assert isinstance(g32, np.float32)
     # The derivative in x is a product of 20 factors near 0.6, about 4e-5,
@@ -1410,8 +1481,12 @@ def test_loop_source_keeps_user_names():
 AUTOGRAD_CASES = [
     pytest.param(range_over_np_shape, (normal(3, 4),), id="range_np_shape"),
     pytest.param(range_variable_as_exponent, (0.8,), id="range_variable_exponent"),
-    pytest.param(recurrence_numpy_scalar, (0.3, 0.9, 0.2), id="recurrence_numpy_scalar"),
-    pytest.param(rnn_reassign_state, (0.5 * normal(4, 4), normal(4)), id="rnn_reassign"),
+    pytest.param(
+        recurrence_numpy_scalar, (0.3, 0.9, 0.2), id="recurrence_numpy_scalar"
+    ),
+    pytest.param(
+        rnn_reassign_state, (0.5 * normal(4, 4), normal(4)), id="rnn_reassign"
+    ),
     pytest.param(
         rnn_with_inputs,
         (0.5 * normal(3, 3), 0.5 * normal(3, 2), normal(3), normal(3), normal(5, 2)),

@@ -162,13 +162,30 @@ class _Rename(gast.NodeTransformer):
         return node
 
 
-def _propagate_copies(statements: list) -> bool:
-    """Replace `a_bar = b_bar` by using `b_bar` where both are bound once.
+def _last_read(statements: list, name: str) -> int:
+    last = -1
+    for index, statement in enumerate(statements):
+        if name in _reads(statement):
+            last = index
+    return last
 
-    Only top-level copies qualify: a copy inside a branch may be read after
-    the branch, where the other branch bound the name differently.
+
+def _propagate_copies(statements: list, function_stores: dict,
+                      outside_reads: set[str]) -> bool:
+    """Replace `a_bar = b_bar` by using `b_bar`, where that reads the same value.
+
+    The copy's name must be bound once in the whole pullback and read only in
+    this block, and the source must not be rebound before the copy's last
+    read. Loop and branch bodies are handled the same way, inside out.
     """
     changed = False
+    for index, statement in enumerate(statements):
+        if isinstance(statement, gast.While | gast.For | gast.If):
+            inner_outside = outside_reads | _reads_except(statements, index)
+            for body in (statement.body, getattr(statement, "orelse", [])):
+                changed = _propagate_copies(body, function_stores,
+                                            inner_outside | _reads_of_other(statement, body)) \
+                    or changed
     index = 0
     while index < len(statements):
         statement = statements[index]
@@ -180,11 +197,17 @@ def _propagate_copies(statements: list) -> bool:
         ):
             copy_name = statement.targets[0].id
             source_name = statement.value.id
-            stores = _stores(statements)
-            later_stores = _stores(statements[index + 1 :])
-            if stores.get(copy_name) == 1 and source_name not in later_stores:
+            rest = statements[index + 1 :]
+            last = _last_read(rest, copy_name)
+            between = rest[:last] if last >= 0 else []
+            rebinds_source = source_name in _stores(between) or (
+                last >= 0 and not isinstance(rest[last], gast.Assign)
+                and source_name in _stores([rest[last]])
+            )
+            if (function_stores.get(copy_name) == 1 and copy_name not in outside_reads
+                    and not rebinds_source):
                 rename = _Rename(copy_name, source_name)
-                statements[index + 1 :] = [rename.visit(s) for s in statements[index + 1 :]]
+                statements[index + 1 :] = [rename.visit(s) for s in rest]
                 del statements[index]
                 changed = True
                 continue
@@ -192,12 +215,38 @@ def _propagate_copies(statements: list) -> bool:
     return changed
 
 
+def _reads_except(statements: list, skipped: int) -> set[str]:
+    reads = set()
+    for index, statement in enumerate(statements):
+        if index != skipped:
+            reads |= _reads(statement)
+    return reads
+
+
+def _reads_of_other(statement, body: list) -> set[str]:
+    """Reads of a compound statement outside one of its bodies."""
+    reads = set()
+    for field in ("test", "iter", "target"):
+        node = getattr(statement, field, None)
+        if node is not None:
+            reads |= _reads(node)
+    for other in (statement.body, getattr(statement, "orelse", [])):
+        if other is not body:
+            for child in other:
+                reads |= _reads(child)
+    if isinstance(statement, gast.While | gast.For):
+        # A loop body runs again: what it reads at the top of an iteration
+        # is read after the end of the previous one.
+        pass
+    return reads
+
+
 def optimize_pullback(pullback: gast.FunctionDef) -> None:
     """Fold constants, propagate copies and remove dead code, in place."""
     while True:
         folder = _Fold()
         pullback.body = [folder.visit(s) for s in pullback.body]
-        copied = _propagate_copies(pullback.body)
+        copied = _propagate_copies(pullback.body, _stores(pullback.body), set())
         body, removed = _eliminate_dead(pullback.body, set())
         pullback.body = body
         if not (folder.changed or copied or removed):

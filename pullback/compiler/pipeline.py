@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import math
@@ -17,7 +18,7 @@ from pullback.compiler.check import check_function
 from pullback.compiler.classify import classify
 from pullback.compiler.normalize import normalize_function
 from pullback.compiler.parse import ParsedFunction, parse_function, unwrap_function
-from pullback.compiler.reverse import Aliases, ReverseBuilder, name
+from pullback.compiler.reverse import Aliases, ReverseBuilder, is_arithmetic_only, name
 from pullback.errors import WrtError
 from pullback.runtime import markers, registry
 
@@ -37,6 +38,9 @@ class CompiledVJP:
     zero_derivatives: dict[str, str]
     # Position of each `wrt` parameter among `params`.
     wrt_positions: tuple[int, ...] = ()
+    # The VJP for calls whose arguments are all Python numbers, when the
+    # function does only arithmetic; None otherwise.
+    numbers_vjp: types.FunctionType | None = None
 
     def __post_init__(self):
         self.wrt_positions = tuple(self.params.index(name) for name in self.wrt)
@@ -196,21 +200,44 @@ def _compile(function: types.FunctionType, wrt: tuple[str, ...]) -> CompiledVJP:
     activity = activity_pass.analyze(block, normalized.params, list(wrt), normalized.result)
     activity_pass.check_unsupported(block, activity, parsed)
 
-    builder = ReverseBuilder(normalized, block, activity, list(wrt), aliases)
+    numbers_namer = copy.deepcopy(namer)
+    vjp_node = _build_vjp(normalized, block, activity, wrt, aliases, scalars=False)
+    source = _header(parsed, wrt) + emit.to_source(vjp_node)
+    vjp, filename = emit.build_function(
+        source, vjp_node.name, runtime, runtime_module, function,
+        parsed.closure_names, f"{parsed.name}_vjp",
+    )
+    numbers_vjp = None
+    if is_arithmetic_only(block):
+        # A second VJP for arguments that are all Python numbers: nothing
+        # broadcasts there, so it calls no runtime helper per operation.
+        normalized.namer = numbers_namer
+        numbers_node = _build_vjp(normalized, block, activity, wrt, aliases, scalars=True)
+        numbers_source = emit.to_source(numbers_node)
+        numbers_vjp, _ = emit.build_function(
+            numbers_source, numbers_node.name, runtime, runtime_module, function,
+            parsed.closure_names, f"{parsed.name}_vjp_for_numbers",
+        )
+        source += (
+            "\n\n# The same VJP for arguments that are all Python numbers, where "
+            "nothing broadcasts:\n" + numbers_source
+        )
+    zero = _zero_derivative_messages(parsed, activity, wrt)
+    compiled = CompiledVJP(function, tuple(normalized.params), wrt, vjp, source,
+                           filename, zero)
+    compiled.numbers_vjp = numbers_vjp
+    return compiled
+
+
+def _build_vjp(normalized, block, activity, wrt, aliases, scalars: bool):
+    builder = ReverseBuilder(normalized, block, activity, list(wrt), aliases,
+                             scalars=scalars)
     vjp_node = builder.build()
     pullback_node = next(s for s in vjp_node.body if isinstance(s, gast.FunctionDef))
     optimize.optimize_pullback(pullback_node)
     optimize.release_dead_locals(pullback_node)
     vjp_node.body = emit.drop_orphan_comments(vjp_node.body)
-
-    source = _header(parsed, wrt) + emit.to_source(vjp_node)
-    label = f"{parsed.name}_vjp"
-    vjp, filename = emit.build_function(
-        source, vjp_node.name, runtime, runtime_module, function,
-        parsed.closure_names, label,
-    )
-    zero = _zero_derivative_messages(parsed, activity, wrt)
-    return CompiledVJP(function, tuple(normalized.params), wrt, vjp, source, filename, zero)
+    return vjp_node
 
 
 def _header(parsed: ParsedFunction, wrt: tuple[str, ...]) -> str:

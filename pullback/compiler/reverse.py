@@ -137,7 +137,8 @@ class _RenameLoads(gast.NodeTransformer):
 
 class ReverseBuilder:
     def __init__(self, normalized: NormalizedFunction, block: list,
-                 activity: Activity, wrt: list[str], aliases: Aliases):
+                 activity: Activity, wrt: list[str], aliases: Aliases,
+                 scalars: bool = False):
         self.normalized = normalized
         self.namer = normalized.namer
         self.block = block
@@ -145,10 +146,17 @@ class ReverseBuilder:
         self.wrt = wrt
         self.aliases = aliases
         self.pullback_names: dict[int, str] = {}
+        # With `scalars`, every value is a number: the VJP for arguments that
+        # are all Python numbers, where nothing broadcasts.
+        self.scalars = scalars
         self.numeric_variables = {
             target for item in _flatten(block)
             if item.kind == RULE and not item.rule.structured
             for target in item.targets
+        } | {
+            variable for item in _flatten(block)
+            if item.kind == RULE and item.rule.arithmetic
+            for _, variable in item.inputs
         }
         self.loop_frames: dict[int, _Frame] = {}
 
@@ -396,11 +404,36 @@ class ReverseBuilder:
         out = []
         commenter.before(line, out)
         out.extend(before)
-        length = gast.Call(func=self.builtin("len"), args=[name(frame.tape)], keywords=[])
-        out.append(_assign(frame.cursor, length))
-        out.append(gast.While(test=name(frame.cursor), body=body, orelse=[]))
+        out.extend(self.walk_tape_backwards(loop, frame, body))
         commenter.last = None
         return out
+
+    def walk_tape_backwards(self, loop: Loop, frame: _Frame, body: list) -> list:
+        """Loop over the tape from its end, restoring each iteration's values.
+
+        When only the loop body saves values, each entry is one iteration and
+        a `for` over `reversed(tape)` reads it. Branches that save values of
+        their own add entries, so then a cursor walks the tape.
+        """
+        branch_pushes = [
+            push for block_id, (parent, push, _) in frame.pushes.items()
+            if block_id != id(loop.body) and any(s is push for s in parent)
+        ]
+        if not branch_pushes:
+            step, *rest = body
+            if rest and isinstance(rest[0], gast.Assign) and isinstance(
+                rest[0].value, gast.Subscript
+            ):
+                target, rest = rest[0].targets[0], rest[1:]
+            else:
+                target = name(self.namer.fresh("_entry"), True)
+            backwards = gast.Call(func=self.builtin("reversed"),
+                                  args=[name(frame.tape)], keywords=[])
+            return [gast.For(target=target, iter=backwards, body=rest or [gast.Pass()],
+                             orelse=[], type_comment=None)]
+        length = gast.Call(func=self.builtin("len"), args=[name(frame.tape)], keywords=[])
+        return [_assign(frame.cursor, length),
+                gast.While(test=name(frame.cursor), body=body, orelse=[])]
 
     def reverse_iteration(self, loop: Loop, state: dict, commenter, frame) -> list:
         back_edges = [item for item in loop.body if isinstance(item, Operation)
@@ -426,7 +459,7 @@ class ReverseBuilder:
         cotangent = self.namer.cotangent(variable)
         # Only values computed by rules are arrays or numbers for sure: a
         # parameter or a display may be a list, for which + would concatenate.
-        numeric = numeric and variable in self.numeric_variables
+        numeric = numeric and (self.scalars or variable in self.numeric_variables)
         if variable not in defined:
             out.append(_assign(cotangent, contribution))
             defined[variable] = numeric
@@ -506,7 +539,9 @@ class ReverseBuilder:
                 param, position = role
                 bindings["index"] = gast.Constant(value=position, kind=None)
             contribution = rules.instantiate(rule.adjoints[param], bindings)
-            if rule.broadcasting and self.may_broadcast(operation, param):
+            if rule.broadcasting and not self.scalars and self.may_broadcast(
+                operation, param
+            ):
                 contribution = _runtime_call(self.aliases, "unbroadcast",
                                              contribution, name(variable))
             self.accumulate(variable, contribution, True, defined, out)
@@ -577,7 +612,8 @@ class ReverseBuilder:
     def build(self) -> gast.FunctionDef:
         normalized = self.normalized
         parsed = normalized.parsed
-        function_name = self.namer.fresh(f"{_base_name(parsed)}_vjp")
+        suffix = "_vjp_for_numbers" if self.scalars else "_vjp"
+        function_name = self.namer.fresh(f"{_base_name(parsed)}{suffix}")
         pullback_name = self.namer.fresh(f"{_base_name(parsed)}_pullback")
 
         forward = self.forward(self.block, _Commenter(normalized, ""))
@@ -621,6 +657,30 @@ class ReverseBuilder:
             if result in item.targets:
                 return item.kind == RULE
         return False
+
+
+def is_arithmetic_only(block: list) -> bool:
+    """Whether every operation maps numbers to numbers, so none broadcasts.
+
+    Such a function, given Python numbers, computes only numbers: its VJP for
+    numbers drops every unbroadcast and adds cotangents with +.
+    """
+    for item in _flatten(block):
+        if item.kind == RULE:
+            if not item.rule.arithmetic:
+                return False
+        elif item.kind == COPY:
+            continue
+        elif item.kind == "no derivative":
+            # Comparisons, floor division and literals give numbers; calls
+            # with no derivative (np.zeros, say) may give arrays.
+            if not (item.stop_name == "comparison"
+                    or item.stop_name.startswith("the operator")
+                    or not item.reads):
+                return False
+        elif item.kind != "effect":
+            return False
+    return True
 
 
 def _flatten(block):

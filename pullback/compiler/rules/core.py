@@ -56,6 +56,9 @@ class Rule:
     # The result is a container (list, dict), not an array or number, so its
     # cotangents add with rt.add rather than +.
     structured: bool = False
+    # Arithmetic on numbers and arrays (operators, ufuncs, math): its
+    # differentiable operands are numbers or arrays too.
+    arithmetic: bool = False
 
     def param_names(self) -> list[str]:
         return [param.name for param in self.params]
@@ -185,8 +188,10 @@ def defrule(
     params = parse_signature(signature)
     name = _qualified_name(function)
     _check_templates(name, params, adjoints)
+    # math functions take and return numbers.
+    arithmetic = getattr(function, "__module__", None) == "math"
     rule = Rule(name, params, adjoints, broadcasting, frozenset(rejected_keywords),
-                structured)
+                structured, arithmetic)
     FUNCTION_RULES[function] = rule
     return rule
 
@@ -198,13 +203,16 @@ def ufunc(function, **adjoints: str) -> Rule:
     else:
         names = ", ".join(f"x{i + 1}" for i in range(function.nin))
         signature = f"{names}, /, *, dtype=None"
-    return defrule(
+    rule = defrule(
         function,
         signature,
         broadcasting=function.nin > 1,
         rejected_keywords=("out", "where"),
         **adjoints,
     )
+    rule = dataclasses.replace(rule, arithmetic=True)
+    FUNCTION_RULES[function] = rule
+    return rule
 
 
 def operator(
@@ -219,7 +227,8 @@ def operator(
     _check_templates(op_name, params, adjoints)
     if broadcasting is None:
         broadcasting = len(params) > 1
-    rule = Rule(f"operator {op_name}", params, adjoints, broadcasting=broadcasting)
+    rule = Rule(f"operator {op_name}", params, adjoints, broadcasting=broadcasting,
+                arithmetic=True)
     OPERATOR_RULES[op_name] = rule
     return rule
 
