@@ -16,10 +16,10 @@ For each body, implementation and N in STEP_COUNTS, the script measures the
 `tracemalloc` peak of one gradient call. The inputs exist before tracing
 starts and every function has run once, so neither inputs nor compilation
 are counted. It reports the peak, the bytes per step (the slope of the peak
-between consecutive N), the ratios of consecutive peaks, and whether the
-targets are met: pullback's peak grows linearly (its two slopes within
-LINEARITY_TOLERANCE of each other) and is at most PEAK_RATIO_TARGET times the
-hand-written peak at every N.
+between consecutive N) and the ratios of consecutive peaks. It then reports
+two targets. pullback's peak must grow linearly, with its two slopes within
+LINEARITY_TOLERANCE of each other. It must also be at most
+PEAK_RATIO_TARGET times the hand-written peak at every N.
 
 Run it with `python benchmarks/loop_memory.py [--quick]`. `--quick` uses
 shorter loops for a smoke run.

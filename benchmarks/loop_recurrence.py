@@ -276,7 +276,7 @@ def print_machine() -> None:
 
 def print_table(found: dict, samples: dict) -> None:
     header = (
-        f"{'implementation':<18}{'min µs':>10}{'median µs':>11}"
+        f"{'implementation':<26}{'min µs':>10}{'median µs':>11}"
         f"{'min ratio':>11}{'median ratio':>14}  reference"
     )
     print(header)
@@ -287,7 +287,7 @@ def print_table(found: dict, samples: dict) -> None:
         reference_median = statistics.median(samples[reference])
         low, middle = min(times), statistics.median(times)
         print(
-            f"{name:<18}{low * 1e6:>10.1f}{middle * 1e6:>11.1f}"
+            f"{name:<26}{low * 1e6:>10.1f}{middle * 1e6:>11.1f}"
             f"{low / reference_min:>11.2f}{middle / reference_median:>14.2f}"
             f"  {reference}"
         )
@@ -333,15 +333,25 @@ class DropScalarHelpers(ast.NodeTransformer):
         return node
 
 
-def generated_vjp(function, transformer=None):
-    """Return `function`'s generated VJP, compiled from `adjoint_source`,
-    after applying `transformer` to its syntax tree if one is given."""
+def generated_vjps(function, transformer=None) -> dict:
+    """Compile `function`'s `adjoint_source` and return its VJPs by name.
+
+    The source contains the general VJP, `<name>_vjp`, and may contain
+    variants such as one for Python numbers. `transformer`, if given, rewrites the
+    syntax tree first.
+    """
     tree = ast.parse(pullback.adjoint_source(function))
     if transformer is not None:
         tree = ast.fix_missing_locations(transformer.visit(tree))
     namespace = dict(function.__globals__, _pb=pullback_runtime)
     exec(compile(tree, f"<generated vjp of {function.__name__}>", "exec"), namespace)
-    return namespace[f"{function.__name__}_vjp"]
+    names = [
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and node.name.startswith(f"{function.__name__}_vjp")
+    ]
+    return {name: namespace[name] for name in names}
 
 
 def with_pullback(vjp, seed):
@@ -354,10 +364,22 @@ def with_pullback(vjp, seed):
     return call
 
 
+def forward_of(vjp):
+    """Return a function running only the forward pass of `vjp`."""
+
+    def call(x, a, b):
+        return vjp(x, a, b)[0]
+
+    return call
+
+
 def print_breakdown(repeats: int, seconds: float) -> None:
-    """Print where each variant's time goes: the API call, the generated VJP
-    with and without its scalar helper calls, its forward pass alone, and
-    the function alone."""
+    """Print where each variant's time goes.
+
+    Each VJP in the generated source is timed as it is, without its scalar
+    helper calls, and its forward pass alone. The API call, the hand-written
+    gradient and the function alone are timed beside them.
+    """
     variants = (
         ("math", recurrence, hand_written, START, 1.0),
         (
@@ -369,12 +391,9 @@ def print_breakdown(repeats: int, seconds: float) -> None:
         ),
     )
     for variant, function, by_hand, args, seed in variants:
-        vjp = generated_vjp(function)
-        vjp_without_helpers = generated_vjp(function, DropScalarHelpers())
-
-        def forward_only(x, a, b, vjp=vjp):
-            return vjp(x, a, b)[0]
-
+        vjps = generated_vjps(function)
+        vjps_without_helpers = generated_vjps(function, DropScalarHelpers())
+        _, expected = by_hand(*args)
         found = {
             "hand-written": (by_hand, args, "hand-written"),
             "value_and_gradient": (
@@ -382,22 +401,20 @@ def print_breakdown(repeats: int, seconds: float) -> None:
                 args,
                 "hand-written",
             ),
-            "generated vjp": (with_pullback(vjp, seed), args, "hand-written"),
-            "vjp, no helpers": (
-                with_pullback(vjp_without_helpers, seed),
-                args,
-                "hand-written",
-            ),
-            "vjp forward only": (forward_only, args, "hand-written"),
-            "function alone": (function, args, "hand-written"),
         }
-        _, expected = by_hand(*args)
-        _, gradient = with_pullback(vjp_without_helpers, seed)(*args)
-        if not np.allclose(gradient, expected, rtol=1e-12, atol=0):
-            sys.exit(
-                f"loop_recurrence.py: the {variant} VJP without scalar helpers "
-                "gives another gradient"
-            )
+        for name, vjp in vjps.items():
+            label = name.removeprefix(f"{function.__name__}_")
+            without_helpers = with_pullback(vjps_without_helpers[name], seed)
+            _, gradient = without_helpers(*args)
+            if not np.allclose(gradient, expected, rtol=1e-12, atol=0):
+                sys.exit(
+                    f"loop_recurrence.py: {name} without scalar helpers "
+                    "gives another gradient"
+                )
+            found[label] = (with_pullback(vjp, seed), args, "hand-written")
+            found[f"{label}, no helpers"] = (without_helpers, args, "hand-written")
+            found[f"{label} forward"] = (forward_of(vjp), args, "hand-written")
+        found["function alone"] = (function, args, "hand-written")
         print(f"\nbreakdown of the {variant} variant")
         print_table(found, time_per_call(found, repeats, seconds))
 

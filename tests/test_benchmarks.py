@@ -55,6 +55,7 @@ def test_loop_recurrence_quick_breakdown():
     assert "breakdown of the math variant" in result.stdout
     assert "breakdown of the numpy variant" in result.stdout
     assert "vjp, no helpers" in result.stdout
+    assert "vjp forward" in result.stdout
 
 
 def test_loop_memory_quick_run():

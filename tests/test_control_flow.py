@@ -1445,8 +1445,11 @@ def test_float32_scalar_recurrence():
 # Generated source.
 
 
-# The pullback reads the tape either by popping it or by indexing it from the end.
-TAPE_READ = re.compile(r"\.pop\(\)|\w*iterations\w*\[\w+\]")
+# The pullback reads the tape from the end: by popping it, by indexing it,
+# or by iterating over `reversed(...)`.
+TAPE_READ = re.compile(
+    r"\.pop\(\)|\w*iterations\w*\[\w+\]|reversed\(\w*iterations\w*\)"
+)
 
 
 def test_loop_source_uses_tape():

@@ -714,7 +714,7 @@ def test_traceback_shows_generated_lines():
     with pytest.raises(ZeroDivisionError) as info:
         pullback.gradient(divides)(1.0, 0.0)
     frames = traceback.extract_tb(info.value.__traceback__)
-    generated = [frame for frame in frames if frame.name == "divides_vjp"]
+    generated = [frame for frame in frames if frame.name.startswith("divides_vjp")]
     assert len(generated) == 1
     frame = generated[0]
     assert frame.filename != __file__
