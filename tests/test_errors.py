@@ -156,9 +156,9 @@ def uses_only_star_args(*xs):  # rejected: only star args
     return xs[0] * 2.0
 
 
-def uses_dict_comprehension(x):
-    table = {i: x * i for i in range(3)}  # rejected: dict comprehension
-    return table[1]
+def uses_set_literal(x):
+    members = {x, 2.0 * x}  # rejected: set literal
+    return sum(members)
 
 
 def uses_generator_expression(x):
@@ -192,7 +192,7 @@ UNSUPPORTED_SYNTAX = [
     (uses_import_from, "# rejected: from import", "from", "import"),
     (uses_walrus, "# rejected: walrus", "y :=", ":="),
     (uses_star_args, "# rejected: star args", "rest", "*rest"),
-    (uses_dict_comprehension, "# rejected: dict comprehension", "{", "dict comprehension"),
+    (uses_set_literal, "# rejected: set literal", "{", "set literal"),
     (uses_generator_expression, "# rejected: generator expression", "(v", "generator"),
     (uses_class, "# rejected: class", "class", "class"),
 ]

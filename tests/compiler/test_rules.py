@@ -31,6 +31,7 @@ from pullback.compiler import rules
 from pullback.compiler.rules import core
 from pullback.errors import PullbackError
 from pullback.runtime.markers import with_derivative
+from pullback.runtime import structure
 from pullback.runtime.structure import sequence
 
 rng = np.random.default_rng(20240607)
@@ -694,6 +695,15 @@ MARKERS = [
     # over a list of arrays and over an array's rows.
     fn(sequence, [normal(3), normal(2, 3), normal(1)], case_id="list-of-arrays"),
     fn(sequence, normal(4, 3), case_id="array-rows"),
+    # Item writes and list growth, as normalization rewrites them.
+    fn(structure.with_item, normal(4, 3), Lit(1), normal(3), case_id="row"),
+    fn(structure.with_item, normal(4, 3), Lit((slice(None), 0)), scalar(),
+       case_id="column-from-scalar"),
+    fn(structure.with_item, [normal(2), normal(3)], Lit(0), normal(2), case_id="list"),
+    fn(structure.appended, [normal(2), normal(3)], normal(4)),
+    fn(structure.extended, [normal(2)], [normal(3), normal(1)]),
+    fn(structure.extended, [normal(2)], (normal(3), normal(1)), case_id="tuple"),
+    fn(structure.dict_of, Lit(("a", "b")), (normal(2), scalar())),
 ]
 
 MATH = [
@@ -988,6 +998,10 @@ def test_rule_keeps_float32(case):
     if isinstance(ans, list | tuple):
         # A list of arrays of different shapes has no single shape or dtype.
         g = random_like(ans, np.random.default_rng(3))
+    elif isinstance(ans, dict):
+        keys = list(ans)
+        values = random_like([ans[key] for key in keys], np.random.default_rng(3))
+        g = dict(zip(keys, values, strict=True))
     else:
         g = (
             np.random.default_rng(3)
