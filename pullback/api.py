@@ -150,7 +150,9 @@ def _finish_cotangent(cotangent, primal):
     return cotangent
 
 
-_NUMBER_TYPES = (float, int)
+# Python numbers, and NumPy float64 scalars, which subclass float; float32
+# scalars take the general VJP, which keeps their gradients float32.
+_NUMBER_TYPES = (float, int, np.float64)
 
 
 def _vjp_for(compiled: CompiledVJP, args: tuple, kwargs: dict):

@@ -120,6 +120,21 @@ def _direct_stores(statements: list) -> set[str]:
     return names
 
 
+def shape_name(identifier: str):
+    """A read of a value for its shape and dtype alone."""
+    node = name(identifier)
+    node.pb_shape_only = True
+    return node
+
+
+def _shape_only(statements: list, identifier: str) -> bool:
+    """Whether every read of `identifier` wants only its shape and dtype."""
+    reads = [n for s in statements for n in gast.walk(s)
+             if isinstance(n, gast.Name) and n.id == identifier
+             and isinstance(n.ctx, gast.Load)]
+    return bool(reads) and all(getattr(n, "pb_shape_only", False) for n in reads)
+
+
 def _loads(statements: list) -> set[str]:
     return {n.id for s in statements for n in gast.walk(s)
             if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load)}
@@ -249,7 +264,13 @@ class ReverseBuilder:
             if any(statement is push for statement in parent):
                 parent.remove(push)
             return statements
-        push.value.args[0].elts = [name(n) for n in needed]
+        # A value read only for its shape is saved as rt.like(value): for an
+        # array that is its shape and dtype, so the array itself is freed.
+        push.value.args[0].elts = [
+            _runtime_call(self.aliases, "like", name(n)) if _shape_only(statements, n)
+            else name(n)
+            for n in needed
+        ]
         saved = [frame.saved.setdefault(n, self.namer.fresh(f"{n}_saved")) for n in needed]
         step = gast.AugAssign(target=name(frame.cursor, True), op=gast.Sub(),
                               value=gast.Constant(value=1, kind=None))
@@ -354,7 +375,7 @@ class ReverseBuilder:
         for variable in sorted((set(then_defined) | set(else_defined)) - local):
             for own, other in ((then_defined, body), (else_defined, orelse)):
                 if variable not in own:
-                    zero = _runtime_call(self.aliases, "zeros_like", name(variable))
+                    zero = _runtime_call(self.aliases, "zeros_like", shape_name(variable))
                     other.append(_assign(self.namer.cotangent(variable), zero))
             defined[variable] = then_defined.get(variable, False) and else_defined.get(
                 variable, False
@@ -448,7 +469,7 @@ class ReverseBuilder:
         out.extend(self.pullback(rest, state, commenter, frame))
         for header in sorted(headers):
             if header not in state:
-                zero = _runtime_call(self.aliases, "zeros_like", name(header))
+                zero = _runtime_call(self.aliases, "zeros_like", shape_name(header))
                 out.append(_assign(self.namer.cotangent(header), zero))
                 state[header] = False
         return out
@@ -543,7 +564,7 @@ class ReverseBuilder:
                 operation, param
             ):
                 contribution = _runtime_call(self.aliases, "unbroadcast",
-                                             contribution, name(variable))
+                                             contribution, shape_name(variable))
             self.accumulate(variable, contribution, True, defined, out)
 
     @staticmethod

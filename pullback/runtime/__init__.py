@@ -16,6 +16,7 @@ from pullback.runtime.arrays import (
     expand_reduced,
     exponent_adjoint,
     extremum_adjoint,
+    like,
     linspace_adjoint,
     maximum_share,
     mean_adjoint,
@@ -90,6 +91,7 @@ from pullback.runtime.structure import (
 from pullback.runtime.tangents import add, is_differentiable_value, scale, zeros_like
 
 __all__ = [
+    "like",
     "method_vjp",
     "attribute_adjoint",
     "ObjectTangent",

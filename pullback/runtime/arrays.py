@@ -40,6 +40,32 @@ _cast_like = cast_like
 _SCALAR_TYPES = (float, np.float64)
 
 
+class ShapeOf:
+    """The shape and dtype of an array, kept in place of the array itself.
+
+    A loop's tape saves this for a value its pullback reads only for its
+    shape, such as the operand `rt.unbroadcast` sums a cotangent back to, so
+    the array itself can be freed.
+    """
+
+    __slots__ = ("shape", "dtype", "ndim")
+
+    def __init__(self, shape, dtype):
+        self.shape = shape
+        self.dtype = dtype
+        self.ndim = len(shape)
+
+    def __repr__(self) -> str:
+        return f"ShapeOf({self.shape}, {self.dtype})"
+
+
+def like(value):
+    """Return what the pullback needs of `value` for shapes: arrays shrink."""
+    if type(value) is np.ndarray:
+        return ShapeOf(value.shape, value.dtype)
+    return value
+
+
 def unbroadcast(cotangent, primal):
     """Sum `cotangent` over the axes along which `primal` was broadcast.
 
@@ -53,6 +79,9 @@ def unbroadcast(cotangent, primal):
             return cotangent
     elif type(primal) is float and type(cotangent) in _SCALAR_TYPES:
         return cotangent
+    elif type(primal) is ShapeOf and type(cotangent) is np.ndarray:
+        if cotangent.shape == primal.shape and cotangent.dtype == primal.dtype:
+            return cotangent
     primal_shape = _shape(primal)
     cotangent_shape = _shape(cotangent)
     if cotangent_shape != primal_shape:
@@ -67,7 +96,9 @@ def unbroadcast(cotangent, primal):
             )
             if stretched:
                 cotangent = cotangent.sum(axis=stretched, keepdims=True)
-        if not isinstance(primal, np.ndarray) and isinstance(cotangent, np.ndarray):
+        if not isinstance(primal, np.ndarray | ShapeOf) and isinstance(
+            cotangent, np.ndarray
+        ):
             cotangent = cotangent[()]
     return cast_like(cotangent, primal)
 

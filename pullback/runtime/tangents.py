@@ -39,6 +39,10 @@ def _has_differentiable_fields(value) -> bool:
 
 def zeros_like(value):
     """Return the zero tangent of `value`, or None where it has no tangent."""
+    from pullback.runtime.arrays import ShapeOf
+
+    if isinstance(value, ShapeOf):
+        return np.zeros(value.shape, value.dtype)
     if isinstance(value, np.ndarray):
         if np.issubdtype(value.dtype, np.inexact):
             return np.zeros_like(value)
