@@ -417,7 +417,9 @@ def derivative_of(function: Callable, wrt: Wrt = None, *, replace: bool = False)
 
     def register(vjp):
         if not callable(vjp):
-            raise TypeError(f"derivative_of({_name_of(function)}) decorates a callable, got {vjp!r}")
+            raise TypeError(
+                f"derivative_of({_name_of(function)}) decorates a callable, got {vjp!r}"
+            )
         names = _parameter_names(key, vjp)
         indices = _wrt_indices(names, wrt, function)
         existing = registry.custom_derivative(key)

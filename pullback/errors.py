@@ -121,6 +121,9 @@ def warn_zero_derivative(message: str, filename: str, lineno: int) -> None:
     )
 
 
+_WARNING_NAMES = ("pullback.ZeroDerivativeWarning", "pullback.errors.ZeroDerivativeWarning")
+
+
 def apply_command_line_filters() -> None:
     """Apply `-W` options that name pullback's warnings.
 
@@ -135,7 +138,7 @@ def apply_command_line_filters() -> None:
         parts = [part.strip() for part in option.split(":")]
         parts += [""] * (5 - len(parts))
         action, message, category, module, lineno = parts[:5]
-        if category not in ("pullback.ZeroDerivativeWarning", "pullback.errors.ZeroDerivativeWarning"):
+        if category not in _WARNING_NAMES:
             continue
         matches = [name for name in actions if name.startswith(action)] if action else ["default"]
         if len(matches) != 1:

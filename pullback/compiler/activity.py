@@ -18,11 +18,11 @@ import dataclasses
 from pullback.compiler import rules
 from pullback.compiler.classify import (
     CHECKPOINT,
-    USER_CALL,
-    USER_METHOD,
     EXPLICIT,
     NO_DERIVATIVE,
     UNSUPPORTED,
+    USER_CALL,
+    USER_METHOD,
     Branch,
     Loop,
     Operation,

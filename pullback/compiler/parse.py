@@ -11,6 +11,7 @@ line and column the user sees in error messages exact.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -178,7 +179,9 @@ def find_definition(function: types.FunctionType):
     try:
         tree = _parse_file(filename, "".join(lines))
     except SyntaxError as error:
-        raise _no_source(function, f"its file {filename} does not parse: {error}")
+        raise _no_source(
+            function, f"its file {filename} does not parse: {error}"
+        ) from None
 
     code = function.__code__
     candidates = list(_candidates(tree, code))
@@ -203,10 +206,9 @@ def resolve_free_names(function: types.FunctionType) -> tuple[dict, tuple]:
     closure_names = code.co_freevars
     cells = function.__closure__ or ()
     for name, cell in zip(closure_names, cells, strict=True):
-        try:
+        # A cell not assigned yet, such as a later local function, is skipped.
+        with contextlib.suppress(ValueError):
             values[name] = cell.cell_contents
-        except ValueError:
-            pass  # A cell not assigned yet, such as a later local function.
     namespace = function.__globals__
     builtin_namespace = namespace.get("__builtins__", builtins)
     if isinstance(builtin_namespace, types.ModuleType):

@@ -77,11 +77,13 @@ def unbroadcast(cotangent, primal):
     if type(primal) is np.ndarray and type(cotangent) is np.ndarray:
         if cotangent.shape == primal.shape and cotangent.dtype == primal.dtype:
             return cotangent
-    elif type(primal) is float and type(cotangent) in _SCALAR_TYPES:
+    elif type(primal) is float and type(cotangent) in _SCALAR_TYPES or (
+        type(primal) is ShapeOf
+        and type(cotangent) is np.ndarray
+        and cotangent.shape == primal.shape
+        and cotangent.dtype == primal.dtype
+    ):
         return cotangent
-    elif type(primal) is ShapeOf and type(cotangent) is np.ndarray:
-        if cotangent.shape == primal.shape and cotangent.dtype == primal.dtype:
-            return cotangent
     primal_shape = _shape(primal)
     cotangent_shape = _shape(cotangent)
     if cotangent_shape != primal_shape:

@@ -95,9 +95,7 @@ def with_item(container, index, value):
     the pullback can still read the old one and arrays passed in are never
     changed.
     """
-    if isinstance(container, np.ndarray):
-        updated = container.copy()
-    elif isinstance(container, list | dict):
+    if isinstance(container, np.ndarray | list | dict):
         updated = container.copy()
     else:
         raise TypeError(

@@ -30,8 +30,8 @@ import pullback.runtime as rt
 from pullback.compiler import rules
 from pullback.compiler.rules import core
 from pullback.errors import PullbackError
-from pullback.runtime.markers import with_derivative
 from pullback.runtime import structure
+from pullback.runtime.markers import with_derivative
 from pullback.runtime.structure import sequence
 
 rng = np.random.default_rng(20240607)

@@ -6,8 +6,8 @@ have adjoint templates.
 """
 
 from pullback.compiler.rules.core import defrule
-from pullback.runtime.markers import with_derivative
 from pullback.runtime import structure
+from pullback.runtime.markers import with_derivative
 
 defrule(with_derivative, "x, hook", x="rt.apply_hook(hook, g)")
 
