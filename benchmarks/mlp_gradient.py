@@ -18,9 +18,9 @@ pullback's ratio of minimums is at most TARGET_RATIO.
 
 Run it with `python benchmarks/mlp_gradient.py [--quick] [--breakdown]`.
 `--quick` makes a short smoke run whose times are not meant to be read.
-`--breakdown` also times, at the smallest size, each runtime helper of the
-generated pullback against the NumPy operation it wraps, and the API
-overhead of `value_and_gradient`.
+`--breakdown` also times, at each size, each runtime helper of the generated
+pullback against the NumPy operation it wraps, and the API overhead of
+`value_and_gradient`.
 """
 
 import argparse
@@ -142,9 +142,7 @@ def check_agreement(found: dict, args: tuple, label: str) -> None:
         for parameter, computed, expected in zip(
             PARAMETERS, gradient, reference_gradient, strict=True
         ):
-            if np.shape(computed) != np.shape(expected) or not np.allclose(
-                computed, expected
-            ):
+            if np.shape(computed) != np.shape(expected) or not np.allclose(computed, expected):
                 sys.exit(
                     f"mlp_gradient.py: {name}'s gradient in {parameter} at size "
                     f"{label} differs from the hand-written one (shape "
@@ -251,9 +249,7 @@ def print_targets(results: list) -> None:
 
 def time_min(function, *args, repeats=7, seconds=0.05) -> float:
     """Return the minimum seconds per call of `function(*args)` over `repeats`."""
-    timer = timeit.Timer(
-        "function(*args)", globals={"function": function, "args": args}
-    )
+    timer = timeit.Timer("function(*args)", globals={"function": function, "args": args})
     calls = calls_per_repeat(timer, seconds)
     return min(timer.repeat(repeats, calls)) / calls
 
@@ -350,10 +346,7 @@ def print_step_breakdown(size, repeats: int, seconds: float) -> None:
             hand = time_min(*hand_call, repeats=repeats, seconds=seconds)
         total_pullback += helper
         total_hand += hand
-        print(
-            f"{step:<28}{helper * 1e6:>10.2f}{hand * 1e6:>8.2f}"
-            f"{(helper - hand) * 1e6:>8.2f}"
-        )
+        print(f"{step:<28}{helper * 1e6:>10.2f}{hand * 1e6:>8.2f}{(helper - hand) * 1e6:>8.2f}")
     print(
         f"{'total':<28}{total_pullback * 1e6:>10.2f}"
         f"{total_hand * 1e6:>8.2f}{(total_pullback - total_hand) * 1e6:>8.2f}"
@@ -399,7 +392,7 @@ def parse_arguments(argv=None):
     parser.add_argument(
         "--breakdown",
         action="store_true",
-        help="also time each pullback runtime helper at the smallest size",
+        help="also time each pullback runtime helper and the API overhead, per size",
     )
     return parser.parse_args(argv)
 
@@ -421,17 +414,16 @@ def main(argv=None) -> None:
         check_agreement(found, args, label)
         samples, faults = time_per_call(found, args, repeats, seconds)
         results.append((label, samples, faults))
-    print(
-        f"gradients agree with the hand-written ones (np.allclose); {repeats} repeats"
-    )
+    print(f"gradients agree with the hand-written ones (np.allclose); {repeats} repeats")
     print()
     print_table(results)
     print_targets(results)
 
     if options.breakdown:
         breakdown_repeats = 3 if options.quick else 7
-        print_step_breakdown(SIZES[0], breakdown_repeats, seconds / 2)
-        print_call_breakdown(SIZES[0], breakdown_repeats, seconds / 2)
+        for size in SIZES:
+            print_step_breakdown(size, breakdown_repeats, seconds / 2)
+            print_call_breakdown(size, breakdown_repeats, seconds / 2)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pullback.api import (
 )
 from pullback.errors import PullbackError, ZeroDerivativeWarning, apply_command_line_filters
 from pullback.runtime.markers import checkpointed, no_derivative, with_derivative
+from pullback.runtime.tangents import move
 
 __all__ = [
     "PullbackError",
@@ -22,6 +23,7 @@ __all__ = [
     "differentiable",
     "differentiable_function",
     "gradient",
+    "move",
     "no_derivative",
     "pullback",
     "value_and_gradient",

@@ -554,15 +554,25 @@ class ReverseBuilder:
         bindings["np"] = self.aliases.numpy
         bindings["math"] = self.aliases.math
         bindings["rt"] = name(self.aliases.runtime)
+        # A variable used twice, as in `x * x`, gets one summed contribution.
+        by_variable: dict[str, list] = {}
         for role, variable in active_inputs:
-            param = role
-            if isinstance(role, tuple):  # One element of a *name parameter.
-                param, position = role
-                bindings["index"] = gast.Constant(value=position, kind=None)
-            contribution = rules.instantiate(rule.adjoints[param], bindings)
-            if rule.broadcasting and not self.scalars and self.may_broadcast(
-                operation, param
-            ):
+            by_variable.setdefault(variable, []).append(role)
+        for variable, roles in by_variable.items():
+            contribution = None
+            broadcasts = False
+            for role in roles:
+                param = role
+                if isinstance(role, tuple):  # One element of a *name parameter.
+                    param, position = role
+                    bindings["index"] = gast.Constant(value=position, kind=None)
+                term = rules.instantiate(rule.adjoints[param], bindings)
+                contribution = term if contribution is None else gast.BinOp(
+                    left=contribution, op=gast.Add(), right=term)
+                broadcasts = broadcasts or (
+                    rule.broadcasting and not self.scalars
+                    and self.may_broadcast(operation, param))
+            if broadcasts:
                 contribution = _runtime_call(self.aliases, "unbroadcast",
                                              contribution, shape_name(variable))
             self.accumulate(variable, contribution, True, defined, out)

@@ -1,102 +1,207 @@
-"""Cotangents of objects whose attributes hold differentiable values.
+"""Tangents of objects whose attributes hold differentiable values.
 
 Reading `obj.w` in differentiated code gives `obj` a cotangent with a `w`
-field. `ObjectTangent` holds those fields by name, and adds field by field.
+field. `ObjectTangent` holds those fields by name and is the tangent type of
+plain objects and dataclasses: it adds, subtracts and scales field by field,
+and `pullback.move` moves its object along it.
 """
 
 from __future__ import annotations
 
+import inspect
+import numbers
 import types
 
 import numpy as np
 
+from pullback.runtime import tangents
 from pullback.runtime.registry import vjp_of
 
 
 class ObjectTangent:
-    """The cotangent of an object: one cotangent per attribute that was read.
+    """The tangent of an object: one tangent per differentiable attribute.
 
-    >>> t = ObjectTangent(w=np.ones(2))
+    Fields are read as attributes (`t.weight`), listed by `fields()`, and
+    iterating over a tangent gives the field names. Tangents support `+`,
+    `-`, multiplication and division by a scalar, and `zero()`.
+
+    A tangent made by differentiation remembers its object (its primal).
+    It stores only the fields that some derivative reached; every other
+    differentiable attribute of the primal reads as zero, allocated when
+    it is first read. So the gradient of a model has a field for every
+    parameter, including the ones the loss never read.
+
+    >>> t = ObjectTangent(w=np.ones(2), b=0.5)
     >>> (t + t).w
     array([2., 2.])
+    >>> (t * 3.0).b
+    1.5
+
+    A field whose name is also a method of this class (`fields`, `zero`,
+    `of`, `stored_fields`) is read with `t.fields()[name]`.
     """
 
-    __slots__ = ("_fields",)
+    __slots__ = ("_fields", "_primal")
+
+    # Make NumPy defer to this class in `np.float32(2) * t` instead of
+    # building an object array.
+    __array_ufunc__ = None
 
     def __init__(self, **fields):
-        object.__setattr__(self, "_fields", dict(fields))
+        object.__setattr__(self, "_fields", fields)
+        object.__setattr__(self, "_primal", None)
+
+    @classmethod
+    def of(cls, primal, fields: dict | None = None) -> ObjectTangent:
+        """Return the tangent of `primal` that stores `fields`; its other
+        differentiable attributes are zero."""
+        tangent = cls.__new__(cls)
+        object.__setattr__(tangent, "_fields", {} if fields is None else fields)
+        object.__setattr__(tangent, "_primal", primal)
+        return tangent
 
     def __getattr__(self, name):
-        fields = object.__getattribute__(self, "_fields")
+        if name.startswith("__"):
+            raise AttributeError(name)
+        fields = self._fields
         if name in fields:
             return fields[name]
+        primal = self._primal
+        if primal is not None:
+            differentiable = tangents.differentiable_fields(primal)
+            if name in differentiable:
+                zero = tangents.zeros_like(differentiable[name])
+                fields[name] = zero
+                return zero
+        names = sorted(self.fields())
         raise AttributeError(
-            f"this tangent has no field {name!r}: no derivative reached that "
-            f"attribute; its fields are {sorted(fields)}"
+            f"this tangent has no field {name!r}; its fields are {names}"
         )
 
     def __setattr__(self, name, value):
         self._fields[name] = value
 
     def fields(self) -> dict:
-        """Return the fields by name, as a new dict."""
+        """Return every field by name, as a new dict, zeros included."""
+        primal = self._primal
+        if primal is not None:
+            for name, value in tangents.differentiable_fields(primal).items():
+                if name not in self._fields:
+                    self._fields[name] = tangents.zeros_like(value)
         return dict(self._fields)
 
+    def stored_fields(self) -> dict:
+        """Return the fields some derivative reached, as a new dict.
+
+        The primal's other differentiable attributes have zero tangents.
+        """
+        return dict(self._fields)
+
+    def __iter__(self):
+        return iter(self.fields())
+
+    def zero(self) -> ObjectTangent:
+        """Return the zero tangent of the same object and fields."""
+        zeros = {name: tangents.zeros_like(value) for name, value in self._fields.items()}
+        return ObjectTangent.of(self._primal, zeros)
+
     def __add__(self, other):
-        if other is None or other == 0:
-            return self
+        if other is None or (isinstance(other, numbers.Number) and other == 0):
+            return self  # None is the symbolic zero; 0 starts `sum(tangents)`.
         if not isinstance(other, ObjectTangent):
             return NotImplemented
-        from pullback.runtime.tangents import add
-
         merged = dict(self._fields)
         for name, value in other._fields.items():
-            merged[name] = add(merged.get(name), value)
-        return ObjectTangent(**merged)
+            merged[name] = tangents.add(merged.get(name), value)
+        primal = self._primal if self._primal is not None else other._primal
+        return ObjectTangent.of(primal, merged)
 
     __radd__ = __add__
 
     def __sub__(self, other):
+        if other is None or (isinstance(other, numbers.Number) and other == 0):
+            return self
+        if not isinstance(other, ObjectTangent):
+            return NotImplemented
         return self + other * -1.0
 
-    def __mul__(self, factor):
-        from pullback.runtime.tangents import scale
+    def __rsub__(self, other):
+        return self * -1.0 + other
 
-        return ObjectTangent(**{k: scale(v, factor) for k, v in self._fields.items()})
+    def __mul__(self, factor):
+        if isinstance(factor, ObjectTangent):
+            return NotImplemented
+        scaled = {name: tangents.scale(value, factor) for name, value in self._fields.items()}
+        return ObjectTangent.of(self._primal, scaled)
 
     __rmul__ = __mul__
+
+    def __truediv__(self, divisor):
+        if isinstance(divisor, ObjectTangent):
+            return NotImplemented
+        return self * (1.0 / divisor)
 
     def __neg__(self):
         return self * -1.0
 
+    def __pos__(self):
+        return self
+
     def __eq__(self, other):
         if not isinstance(other, ObjectTangent):
             return NotImplemented
-        if self._fields.keys() != other._fields.keys():
+        mine, theirs = self.fields(), other.fields()
+        if mine.keys() != theirs.keys():
             return False
-        return all(np.array_equal(self._fields[k], other._fields[k]) for k in self._fields)
+        return all(_equal(mine[name], theirs[name]) for name in mine)
 
     __hash__ = None
 
+    def __reduce__(self):
+        return (ObjectTangent.of, (self._primal, dict(self._fields)))
+
     def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in sorted(self._fields.items()))
+        inner = ", ".join(f"{k}={v!r}" for k, v in sorted(self.fields().items()))
         return f"ObjectTangent({inner})"
 
 
+def _equal(a, b) -> bool:
+    if isinstance(a, tuple | list):
+        return (isinstance(b, tuple | list) and len(a) == len(b)
+                and all(_equal(x, y) for x, y in zip(a, b, strict=True)))
+    if isinstance(a, dict):
+        return (isinstance(b, dict) and a.keys() == b.keys()
+                and all(_equal(a[key], b[key]) for key in a))
+    if isinstance(a, ObjectTangent) or isinstance(b, ObjectTangent):
+        return a == b
+    if a is None or b is None:
+        return a is b
+    return bool(np.array_equal(a, b))
+
+
 def attribute_adjoint(cotangent, owner, name: str):
-    """Cotangent of `owner` from the cotangent of `owner.name`."""
-    if isinstance(owner, types.ModuleType):
+    """Cotangent of `owner` from the cotangent of `owner.name`.
+
+    Modules and fields the class declares in `__no_derivative_fields__` get
+    none.
+    """
+    if cotangent is None or isinstance(owner, types.ModuleType):
         return None
-    return ObjectTangent(**{name: cotangent})
+    if name in tangents.no_derivative_fields(type(owner)):
+        return None
+    return ObjectTangent.of(owner, {name: cotangent})
 
 
 def method_vjp(owner, name: str, positions: tuple[int, ...]):
     """Return the VJP of `owner.name(...)` with respect to argument positions.
 
     Position 0 is `owner` itself and 1, 2, ... the call's arguments. A method
-    is differentiated as its function with `owner` as the first argument; a
-    callable stored in an attribute (an activation, say) is called as it is,
-    and `owner` gets no cotangent through the call.
+    is differentiated as its function with `owner` as the first argument. A
+    callable object stored in an attribute (`self.dense(x)`) is
+    differentiated through its class's `__call__`, and `owner` gets the
+    object's cotangent as the field `name`. Any other callable stored in an
+    attribute (an activation, say) is called as it is, and `owner` gets no
+    cotangent through the call.
     """
     attribute = getattr(owner, name)
     if name == "__call__" and not isinstance(attribute, types.MethodType):
@@ -110,6 +215,8 @@ def method_vjp(owner, name: str, positions: tuple[int, ...]):
             return vjp(owner, *args, **kwargs)
 
         return bound_vjp
+    if _is_callable_object(attribute):
+        return _stored_object_vjp(owner, name, attribute, positions)
     names = _parameter_names(attribute)
     inner = [p - 1 for p in positions if p > 0]
     vjp = vjp_of(attribute, *(names[p] for p in inner))
@@ -126,12 +233,57 @@ def method_vjp(owner, name: str, positions: tuple[int, ...]):
     return stored_vjp
 
 
+def _is_callable_object(value) -> bool:
+    """Whether `value` is an instance of a class whose `__call__` is Python code."""
+    return isinstance(getattr(type(value), "__call__", None), types.FunctionType)
+
+
+def _stored_object_vjp(owner, name: str, stored, positions: tuple[int, ...]):
+    """VJP of `owner.name(...)` where `owner.name` is a callable object."""
+    call_vjp = method_vjp(stored, "__call__", positions)
+    if 0 not in positions:
+        return call_vjp
+
+    def stored_object_vjp(*args, **kwargs):
+        value, pullback = call_vjp(*args, **kwargs)
+
+        def stored_object_pullback(cotangent):
+            cotangents = pullback(cotangent)
+            return tuple(
+                attribute_adjoint(c, owner, name) if p == 0 else c
+                for p, c in zip(positions, cotangents, strict=True)
+            )
+
+        return value, stored_object_pullback
+
+    return stored_object_vjp
+
+
+# Parameter names by function, valid while `registry.generation` is unchanged,
+# because `inspect.signature` costs more than a small layer's arithmetic.
+_parameter_names_cache: dict = {}
+_parameter_names_generation = -1
+
+
 def _parameter_names(function) -> tuple[str, ...]:
-    import inspect
+    global _parameter_names_generation
 
-    from pullback.runtime.registry import custom_derivative
+    from pullback.runtime import registry
 
-    record = custom_derivative(function)
+    if _parameter_names_generation != registry.generation:
+        _parameter_names_cache.clear()
+        _parameter_names_generation = registry.generation
+    try:
+        return _parameter_names_cache[function]
+    except (KeyError, TypeError):  # TypeError: an unhashable callable.
+        pass
+    record = registry.custom_derivative(function)
     if record is not None:
-        return record.param_names
-    return tuple(inspect.signature(function).parameters)
+        names = record.param_names
+    else:
+        names = tuple(inspect.signature(function).parameters)
+    try:
+        _parameter_names_cache[function] = names
+    except TypeError:
+        pass
+    return names
