@@ -239,7 +239,10 @@ def value_and_gradient(f: Callable, wrt: Wrt = None) -> Callable:
     @functools.wraps(f)
     def value_and_gradient_of_f(*args, **kwargs):
         compiled = cached.get()
-        value, pullback_of_f = _vjp_for(compiled, args, kwargs)(*args, **kwargs)
+        if compiled.numbers_vjp is None:
+            value, pullback_of_f = compiled.vjp(*args, **kwargs)
+        else:
+            value, pullback_of_f = _vjp_for(compiled, args, kwargs)(*args, **kwargs)
         seed = _SEEDS.get(type(value))
         if seed is None:
             seed = _scalar_seed(compiled.function, value)

@@ -6,10 +6,13 @@ Padding follows TensorFlow: "valid" uses only whole windows, and "same"
 pads so the output has `ceil(size / stride)` rows and columns, with any odd
 padding row or column at the bottom or right.
 
-Windows come from `np.lib.stride_tricks.sliding_window_view`, so no Python
-loop runs over pixels or over the batch. The pullbacks scatter the
-cotangents of overlapping windows with one strided add per window offset
-(kernel height times width adds).
+No Python loop runs over pixels or over the batch. Each operation loops
+over the offsets inside a window (3 x 3 = 9 for a 3x3 filter), and at each
+offset handles the strided slice of the input that every window sees there,
+for all images and channels at once. Convolution gathers these slices into
+an im2col matrix and multiplies it by the filter; its pullback and the
+pooling pullbacks add cotangents back slice by slice, so overlapping
+windows accumulate.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from pullback import derivative_of
 
@@ -42,6 +44,7 @@ def pair(value, name: str) -> tuple[int, int]:
 
 
 def check_padding(padding: str) -> str:
+    """Return `padding` if it is "valid" or "same", else raise ValueError."""
     if padding not in PADDINGS:
         raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
     return padding
@@ -71,40 +74,47 @@ class _Geometry:
                 f"channels), got an array of shape {tuple(shape)}"
             )
         self.shape = tuple(shape)
-        self.window = window
+        self.window = tuple(window)
         self.strides = strides
         height, top, bottom = _padding_amounts(shape[1], window[0], strides[0], padding)
         width, left, right = _padding_amounts(shape[2], window[1], strides[1], padding)
         self.output = (height, width)
-        self.pads = ((0, 0), (top, bottom), (left, right), (0, 0))
         self.padded = any((top, bottom, left, right))
+        self.interior = (slice(None), slice(top, top + shape[1]),
+                         slice(left, left + shape[2]), slice(None))
         self.padded_shape = (shape[0], shape[1] + top + bottom, shape[2] + left + right,
                              shape[3])
 
+    def offsets(self):
+        """Yield each window offset (i, j), row by row."""
+        for i in range(self.window[0]):
+            for j in range(self.window[1]):
+                yield i, j
+
     def pad(self, x, value=0):
+        """Return `x` surrounded by `value` to the padded shape."""
         if not self.padded:
             return x
-        return np.pad(x, self.pads, constant_values=value)
+        padded = np.full(self.padded_shape, value, dtype=np.result_type(x))
+        padded[self.interior] = x
+        return padded
 
-    def windows(self, padded):
-        """Return a view of shape (batch, out_h, out_w, channels, win_h, win_w)."""
-        view = sliding_window_view(padded, self.window, axis=(1, 2))
-        height, width = self.output
-        return view[:, : height * self.strides[0] : self.strides[0],
-                    : width * self.strides[1] : self.strides[1]]
-
-    def offset_slice(self, i: int, j: int):
-        """Index of the padded-input elements at window offset (i, j) of every window."""
+    def at_offset(self, i: int, j: int):
+        """Index of the padded-input elements at offset (i, j) of every window."""
         height, width = self.output
         stride_h, stride_w = self.strides
         return (slice(None), slice(i, i + stride_h * (height - 1) + 1, stride_h),
                 slice(j, j + stride_w * (width - 1) + 1, stride_w), slice(None))
 
     def unpad(self, padded_bar):
-        if not self.padded:
-            return padded_bar
-        (_, _), (top, _), (left, _), (_, _) = self.pads
-        return padded_bar[:, top : top + self.shape[1], left : left + self.shape[2]]
+        """Return the part of a padded-input cotangent that belongs to the input."""
+        return padded_bar[self.interior] if self.padded else padded_bar
+
+
+def _cotangent_dtype(primal, cotangent):
+    """Return the primal's floating dtype, which its cotangent keeps."""
+    dtype = np.result_type(primal)
+    return dtype if dtype.kind in "fc" else np.result_type(cotangent)
 
 
 # Convolution.
@@ -127,11 +137,24 @@ def _conv2d_geometry(x, filter, strides, padding) -> _Geometry:
 
 
 def _conv2d_columns(x, geometry: _Geometry):
-    """Return the im2col matrix: one row per output pixel, (win_h, win_w, channels) wide."""
-    windows = geometry.windows(geometry.pad(x))
-    batch, height, width = windows.shape[:3]
-    # (batch, out_h, out_w, win_h, win_w, channels), copied to rows.
-    return windows.transpose(0, 1, 2, 4, 5, 3).reshape(batch * height * width, -1)
+    """Return the im2col matrix: one row per output pixel, holding its window
+    in (win_h, win_w, channels) order."""
+    padded = geometry.pad(x)
+    batch, channels = geometry.shape[0], geometry.shape[3]
+    columns = np.empty((batch, *geometry.output, *geometry.window, channels),
+                       dtype=np.result_type(x))
+    for i, j in geometry.offsets():
+        columns[:, :, :, i, j] = padded[geometry.at_offset(i, j)]
+    return columns.reshape(batch * geometry.output[0] * geometry.output[1], -1)
+
+
+def _conv2d(x, filter, strides, padding):
+    """Return the convolution, its im2col matrix, the filter as a matrix and the geometry."""
+    geometry = _conv2d_geometry(x, filter, strides, padding)
+    columns = _conv2d_columns(x, geometry)
+    kernel = np.reshape(filter, (-1, np.shape(filter)[3]))
+    y = (columns @ kernel).reshape(geometry.shape[0], *geometry.output, -1)
+    return y, columns, kernel, geometry
 
 
 def conv2d(x, filter, strides=(1, 1), padding="valid"):
@@ -140,46 +163,26 @@ def conv2d(x, filter, strides=(1, 1), padding="valid"):
     The result has shape (batch, out_h, out_w, out_channels). Like
     `tf.nn.conv2d`, the filter is not flipped.
     """
-    geometry = _conv2d_geometry(x, filter, strides, padding)
-    columns = _conv2d_columns(x, geometry)
-    kernel = np.reshape(filter, (-1, np.shape(filter)[3]))
-    y = columns @ kernel
-    return y.reshape(geometry.shape[0], *geometry.output, -1)
+    return _conv2d(x, filter, strides, padding)[0]
 
 
 @derivative_of(conv2d, wrt=("x", "filter"))
 def _conv2d_vjp(x, filter, strides=(1, 1), padding="valid"):
-    geometry = _conv2d_geometry(x, filter, strides, padding)
-    columns = _conv2d_columns(x, geometry)
-    kernel = np.reshape(filter, (-1, np.shape(filter)[3]))
-    y = (columns @ kernel).reshape(geometry.shape[0], *geometry.output, -1)
+    y, columns, kernel, geometry = _conv2d(x, filter, strides, padding)
 
     def conv2d_pullback(y_bar):
         y_bar_rows = np.reshape(y_bar, (columns.shape[0], -1))
         filter_bar = (columns.T @ y_bar_rows).reshape(np.shape(filter))
-        columns_bar = (y_bar_rows @ kernel.T).reshape(
+        windows_bar = (y_bar_rows @ kernel.T).reshape(
             *y.shape[:3], *geometry.window, geometry.shape[3]
         )
-        x_bar = _scatter_windows(columns_bar, geometry, _cotangent_dtype(x, y_bar))
+        padded_bar = np.zeros(geometry.padded_shape, dtype=_cotangent_dtype(x, y_bar))
+        for i, j in geometry.offsets():
+            padded_bar[geometry.at_offset(i, j)] += windows_bar[:, :, :, i, j]
+        x_bar = geometry.unpad(padded_bar)
         return x_bar, filter_bar.astype(_cotangent_dtype(filter, y_bar), copy=False)
 
     return y, conv2d_pullback
-
-
-def _cotangent_dtype(primal, cotangent):
-    """Return the primal's floating dtype, which its cotangent keeps."""
-    dtype = np.result_type(primal)
-    return dtype if dtype.kind in "fc" else np.result_type(cotangent)
-
-
-def _scatter_windows(windows_bar, geometry: _Geometry, dtype):
-    """Add each window's cotangent (batch, out_h, out_w, win_h, win_w, channels)
-    back onto the input it was cut from."""
-    padded_bar = np.zeros(geometry.padded_shape, dtype=dtype)
-    for i in range(geometry.window[0]):
-        for j in range(geometry.window[1]):
-            padded_bar[geometry.offset_slice(i, j)] += windows_bar[:, :, :, i, j]
-    return geometry.unpad(padded_bar)
 
 
 # Pooling.
@@ -192,15 +195,26 @@ def _pool_geometry(x, pool_size, strides, padding) -> _Geometry:
 
 
 def _max_pool_choices(x, geometry: _Geometry):
-    """Return the window maxima and the flat offset of each one in its window."""
-    lowest = -np.inf if np.result_type(x).kind == "f" else np.iinfo(np.result_type(x)).min
+    """Return the window maxima and the offset number (i * win_w + j) of each.
+
+    On ties the first maximum in row-major window order wins, and a NaN in a
+    window makes its maximum NaN, as with `np.max`.
+    """
+    dtype = np.result_type(x)
+    lowest = -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
     padded = geometry.pad(x, lowest)
-    windows = geometry.windows(padded)
-    flat = windows.reshape(*windows.shape[:4], -1)
-    # On ties the first maximum in row-major window order takes the cotangent.
-    choices = np.argmax(flat, axis=-1)
-    y = np.take_along_axis(flat, choices[..., None], axis=-1)[..., 0]
-    return y, choices
+    window_count = geometry.window[0] * geometry.window[1]
+    maxima = choices = None
+    for offset, (i, j) in enumerate(geometry.offsets()):
+        candidate = padded[geometry.at_offset(i, j)]
+        if maxima is None:
+            maxima = candidate.copy()
+            choices = np.zeros(maxima.shape, np.uint8 if window_count < 256 else np.int32)
+            continue
+        better = ~(candidate <= maxima)  # True where greater, or NaN.
+        np.copyto(maxima, candidate, where=better)
+        np.copyto(choices, offset, where=better)
+    return maxima, choices
 
 
 def max_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
@@ -220,26 +234,37 @@ def _max_pool2d_vjp(x, pool_size=(2, 2), strides=None, padding="valid"):
 
     def max_pool2d_pullback(y_bar):
         padded_bar = np.zeros(geometry.padded_shape, dtype=_cotangent_dtype(x, y_bar))
-        window_width = geometry.window[1]
-        for offset in range(geometry.window[0] * window_width):
-            i, j = divmod(offset, window_width)
-            padded_bar[geometry.offset_slice(i, j)] += np.where(choices == offset, y_bar, 0)
+        for offset, (i, j) in enumerate(geometry.offsets()):
+            padded_bar[geometry.at_offset(i, j)] += np.where(choices == offset, y_bar, 0)
         return geometry.unpad(padded_bar)
 
     return y, max_pool2d_pullback
+
+
+def _window_sums(padded, geometry: _Geometry):
+    total = None
+    for i, j in geometry.offsets():
+        part = padded[geometry.at_offset(i, j)]
+        total = part.copy() if total is None else np.add(total, part, out=total)
+    return total
 
 
 def _average_pool_counts(geometry: _Geometry, dtype):
     """Return how many input elements, padding excluded, each window averages."""
     if not geometry.padded:
         return np.asarray(geometry.window[0] * geometry.window[1], dtype=dtype)
-    ones = np.ones((1, *geometry.shape[1:3], 1), dtype=dtype)
-    padded = np.pad(ones, geometry.pads)
-    windows = sliding_window_view(padded, geometry.window, axis=(1, 2))
-    height, width = geometry.output
-    windows = windows[:, : height * geometry.strides[0] : geometry.strides[0],
-                      : width * geometry.strides[1] : geometry.strides[1]]
-    return windows.sum(axis=(-2, -1))
+    ones = geometry.pad(np.ones((geometry.shape[0], *geometry.shape[1:3], 1), dtype=dtype))
+    return _window_sums(ones[:1], geometry)
+
+
+def _avg_pool(x, pool_size, strides, padding):
+    geometry = _pool_geometry(x, pool_size, strides, padding)
+    dtype = np.result_type(x)
+    if dtype.kind not in "fc":
+        dtype = np.result_type(float)
+    sums = _window_sums(geometry.pad(np.asarray(x, dtype=dtype)), geometry)
+    counts = _average_pool_counts(geometry, dtype)
+    return sums / counts, counts, geometry
 
 
 def avg_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
@@ -248,25 +273,18 @@ def avg_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
     `strides` defaults to `pool_size`. With padding "same" each window
     averages only its input elements, as TensorFlow does.
     """
-    geometry = _pool_geometry(x, pool_size, strides, padding)
-    windows = geometry.windows(geometry.pad(x))
-    counts = _average_pool_counts(geometry, np.result_type(x))
-    return windows.sum(axis=(-2, -1)) / counts
+    return _avg_pool(x, pool_size, strides, padding)[0]
 
 
 @derivative_of(avg_pool2d, wrt="x")
 def _avg_pool2d_vjp(x, pool_size=(2, 2), strides=None, padding="valid"):
-    geometry = _pool_geometry(x, pool_size, strides, padding)
-    windows = geometry.windows(geometry.pad(x))
-    counts = _average_pool_counts(geometry, np.result_type(x))
-    y = windows.sum(axis=(-2, -1)) / counts
+    y, counts, geometry = _avg_pool(x, pool_size, strides, padding)
 
     def avg_pool2d_pullback(y_bar):
         share = y_bar / counts
         padded_bar = np.zeros(geometry.padded_shape, dtype=_cotangent_dtype(x, y_bar))
-        for i in range(geometry.window[0]):
-            for j in range(geometry.window[1]):
-                padded_bar[geometry.offset_slice(i, j)] += share
+        for i, j in geometry.offsets():
+            padded_bar[geometry.at_offset(i, j)] += share
         return geometry.unpad(padded_bar)
 
     return y, avg_pool2d_pullback

@@ -111,7 +111,21 @@ def sequenced(x, layer1, layer2=None, layer3=None, layer4=None, layer5=None,
 
     Takes one to eight layers.
     """
-    for layer in (layer1, layer2, layer3, layer4, layer5, layer6, layer7, layer8):
-        if layer is not None:
-            x = layer(x)
+    # Written out instead of looping over a tuple of the layers, whose
+    # pullback would build and add a tangent for the whole tuple per layer.
+    x = layer1(x)
+    if layer2 is not None:
+        x = layer2(x)
+    if layer3 is not None:
+        x = layer3(x)
+    if layer4 is not None:
+        x = layer4(x)
+    if layer5 is not None:
+        x = layer5(x)
+    if layer6 is not None:
+        x = layer6(x)
+    if layer7 is not None:
+        x = layer7(x)
+    if layer8 is not None:
+        x = layer8(x)
     return x

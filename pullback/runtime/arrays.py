@@ -72,11 +72,16 @@ def unbroadcast(cotangent, primal):
     The result has the shape of `primal` and, when `primal` is a floating
     array or NumPy scalar, its dtype.
     """
-    # The common case, an operand of the result's shape and dtype, returns at
-    # once: generated code calls this for every operand of a broadcasting op.
+    # The common cases, an operand of the result's shape and dtype or a bias
+    # added to every row, return at once: generated code calls this for every
+    # operand of a broadcasting op.
     if type(primal) is np.ndarray and type(cotangent) is np.ndarray:
-        if cotangent.shape == primal.shape and cotangent.dtype == primal.dtype:
-            return cotangent
+        if cotangent.dtype == primal.dtype:
+            shape = primal.shape
+            if cotangent.shape == shape:
+                return cotangent
+            if cotangent.ndim == len(shape) + 1 and cotangent.shape[1:] == shape:
+                return cotangent.sum(axis=0)
     elif type(primal) is float and type(cotangent) in _SCALAR_TYPES or (
         type(primal) is ShapeOf
         and type(cotangent) is np.ndarray
@@ -230,7 +235,8 @@ def maximum_share(cotangent, a, b, ignore_nan=False):
         wins = wins | (np.isnan(b) & ~np.isnan(a))
     share = cotangent * wins
     ties = a == b
-    if np.any(ties):
+    # Ties are rare; the method form of any() is the cheap check for them.
+    if ties.any() if type(ties) is np.ndarray else ties:
         share = share + (0.5 * cotangent) * ties
     return share
 
@@ -242,7 +248,8 @@ def minimum_share(cotangent, a, b, ignore_nan=False):
         wins = wins | (np.isnan(b) & ~np.isnan(a))
     share = cotangent * wins
     ties = a == b
-    if np.any(ties):
+    # Ties are rare; the method form of any() is the cheap check for them.
+    if ties.any() if type(ties) is np.ndarray else ties:
         share = share + (0.5 * cotangent) * ties
     return share
 

@@ -26,7 +26,8 @@ def matmul_adjoint_lhs(cotangent, a, b):
     a_ndim = a.ndim if type(a) is np.ndarray else np.ndim(a)
     b_ndim = b.ndim if type(b) is np.ndarray else np.ndim(b)
     if a_ndim == 2 and b_ndim == 2:
-        return cast_like(cotangent @ b.T, a)
+        grad = cotangent @ b.T
+        return grad if grad.dtype == a.dtype else cast_like(grad, a)
     if b_ndim == 1:
         if a_ndim == 1:
             return cast_like(cotangent * b, a)
@@ -44,7 +45,8 @@ def matmul_adjoint_rhs(cotangent, a, b):
     a_ndim = a.ndim if type(a) is np.ndarray else np.ndim(a)
     b_ndim = b.ndim if type(b) is np.ndarray else np.ndim(b)
     if a_ndim == 2 and b_ndim == 2:
-        return cast_like(a.T @ cotangent, b)
+        grad = a.T @ cotangent
+        return grad if grad.dtype == b.dtype else cast_like(grad, b)
     if a_ndim == 1:
         if b_ndim == 1:
             return cast_like(cotangent * a, b)
@@ -61,7 +63,8 @@ def dot_adjoint_lhs(cotangent, a, b):
     a_ndim = a.ndim if type(a) is np.ndarray else np.ndim(a)
     b_ndim = b.ndim if type(b) is np.ndarray else np.ndim(b)
     if a_ndim == 2 and b_ndim == 2:
-        return cast_like(cotangent @ b.T, a)
+        grad = cotangent @ b.T
+        return grad if grad.dtype == a.dtype else cast_like(grad, a)
     if a_ndim == 0 or b_ndim == 0:
         return unbroadcast(cotangent * b, a)
     if b_ndim == 1:
@@ -77,7 +80,8 @@ def dot_adjoint_rhs(cotangent, a, b):
     a_ndim = a.ndim if type(a) is np.ndarray else np.ndim(a)
     b_ndim = b.ndim if type(b) is np.ndarray else np.ndim(b)
     if a_ndim == 2 and b_ndim == 2:
-        return cast_like(a.T @ cotangent, b)
+        grad = a.T @ cotangent
+        return grad if grad.dtype == b.dtype else cast_like(grad, b)
     if a_ndim == 0 or b_ndim == 0:
         return unbroadcast(cotangent * a, b)
     lead = list(range(a_ndim - 1))
