@@ -135,6 +135,8 @@ def _finish_cotangent(cotangent, primal):
     A cotangent may be a read-only broadcast view (the adjoint of a sum), which
     is copied so the caller owns an ordinary array.
     """
+    if type(primal) is float and type(cotangent) is not np.ndarray:
+        return cotangent  # The common case of a number: nothing to adjust.
     if type(primal) is np.ndarray:
         if primal.dtype.kind not in "fc":
             return None
@@ -238,11 +240,12 @@ def value_and_gradient(f: Callable, wrt: Wrt = None) -> Callable:
 
     @functools.wraps(f)
     def value_and_gradient_of_f(*args, **kwargs):
-        compiled = cached.get()
-        if compiled.numbers_vjp is None:
-            value, pullback_of_f = compiled.vjp(*args, **kwargs)
-        else:
-            value, pullback_of_f = _vjp_for(compiled, args, kwargs)(*args, **kwargs)
+        compiled = cached.compiled
+        if cached.generation != registry.generation:
+            compiled = cached.get()
+        vjp = compiled.vjp if compiled.numbers_vjp is None else _vjp_for(
+            compiled, args, kwargs)
+        value, pullback_of_f = vjp(*args, **kwargs)
         seed = _SEEDS.get(type(value))
         if seed is None:
             seed = _scalar_seed(compiled.function, value)

@@ -17,8 +17,6 @@ import sys
 import time
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 import pullback
 from pullback import nn
@@ -49,6 +47,10 @@ def loss(model, images, labels):
 
 def load_split():
     """Return (train_images, test_images, train_labels, test_labels), images NHWC in 0..1."""
+    # Imported here so that benchmarks can import the model without scikit-learn.
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)[..., np.newaxis]
     return train_test_split(

@@ -173,12 +173,13 @@ def _conv2d_vjp(x, filter, strides=(1, 1), padding="valid"):
     def conv2d_pullback(y_bar):
         y_bar_rows = np.reshape(y_bar, (columns.shape[0], -1))
         filter_bar = (columns.T @ y_bar_rows).reshape(np.shape(filter))
-        windows_bar = (y_bar_rows @ kernel.T).reshape(
-            *y.shape[:3], *geometry.window, geometry.shape[3]
-        )
+        # One matrix product per window offset, so each temporary is the
+        # size of the input, not of the im2col matrix.
         padded_bar = np.zeros(geometry.padded_shape, dtype=_cotangent_dtype(x, y_bar))
+        input_shape = (*y.shape[:3], geometry.shape[3])
         for i, j in geometry.offsets():
-            padded_bar[geometry.at_offset(i, j)] += windows_bar[:, :, :, i, j]
+            offset_bar = (y_bar_rows @ filter[i, j].T).reshape(input_shape)
+            padded_bar[geometry.at_offset(i, j)] += offset_bar
         x_bar = geometry.unpad(padded_bar)
         return x_bar, filter_bar.astype(_cotangent_dtype(filter, y_bar), copy=False)
 
@@ -194,27 +195,22 @@ def _pool_geometry(x, pool_size, strides, padding) -> _Geometry:
     return _Geometry(np.shape(x), pool_size, strides, check_padding(padding))
 
 
-def _max_pool_choices(x, geometry: _Geometry):
-    """Return the window maxima and the offset number (i * win_w + j) of each.
+def _max_pool(x, geometry: _Geometry):
+    """Return the window maxima and the padded input they were taken from.
 
-    On ties the first maximum in row-major window order wins, and a NaN in a
-    window makes its maximum NaN, as with `np.max`.
+    A NaN in a window makes its maximum NaN, as with `np.max`.
     """
     dtype = np.result_type(x)
     lowest = -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
     padded = geometry.pad(x, lowest)
-    window_count = geometry.window[0] * geometry.window[1]
-    maxima = choices = None
-    for offset, (i, j) in enumerate(geometry.offsets()):
+    maxima = None
+    for i, j in geometry.offsets():
         candidate = padded[geometry.at_offset(i, j)]
         if maxima is None:
             maxima = candidate.copy()
-            choices = np.zeros(maxima.shape, np.uint8 if window_count < 256 else np.int32)
-            continue
-        better = ~(candidate <= maxima)  # True where greater, or NaN.
-        np.copyto(maxima, candidate, where=better)
-        np.copyto(choices, offset, where=better)
-    return maxima, choices
+        else:
+            np.maximum(maxima, candidate, out=maxima)
+    return maxima, padded
 
 
 def max_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
@@ -224,18 +220,37 @@ def max_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
     wins a maximum.
     """
     geometry = _pool_geometry(x, pool_size, strides, padding)
-    return _max_pool_choices(x, geometry)[0]
+    return _max_pool(x, geometry)[0]
 
 
 @derivative_of(max_pool2d, wrt="x")
 def _max_pool2d_vjp(x, pool_size=(2, 2), strides=None, padding="valid"):
     geometry = _pool_geometry(x, pool_size, strides, padding)
-    y, choices = _max_pool_choices(x, geometry)
+    y, padded = _max_pool(x, geometry)
 
     def max_pool2d_pullback(y_bar):
+        # Each window's cotangent goes to the first element, in row-major
+        # window order, equal to its maximum: `unclaimed` marks the windows
+        # whose maximum no earlier offset matched.
         padded_bar = np.zeros(geometry.padded_shape, dtype=_cotangent_dtype(x, y_bar))
+        # Windows that do not overlap write each element at most once, so
+        # the product goes straight into place.
+        overlapping = any(s < w for s, w in zip(geometry.strides, geometry.window, strict=True))
+        unclaimed = None
+        last = geometry.window[0] * geometry.window[1] - 1
         for offset, (i, j) in enumerate(geometry.offsets()):
-            padded_bar[geometry.at_offset(i, j)] += np.where(choices == offset, y_bar, 0)
+            index = geometry.at_offset(i, j)
+            hit = padded[index] == y
+            if unclaimed is None:
+                unclaimed = ~hit
+            else:
+                hit &= unclaimed
+                if offset < last:
+                    unclaimed ^= hit
+            if overlapping:
+                padded_bar[index] += y_bar * hit
+            else:
+                np.multiply(y_bar, hit, out=padded_bar[index])
         return geometry.unpad(padded_bar)
 
     return y, max_pool2d_pullback

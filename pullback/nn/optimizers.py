@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from pullback.runtime.objects import ObjectTangent
@@ -52,8 +54,8 @@ class Adam:
     def update(self, model, along) -> None:
         """Move `model` in place by one Adam step along the gradient `along`."""
         self.step += 1
-        first_correction = 1 - self.beta1**self.step
-        second_correction = 1 - self.beta2**self.step
+        step_size = -self.learning_rate / (1 - self.beta1**self.step)
+        second_scale = 1 / math.sqrt(1 - self.beta2**self.step)
         steps = {}
         for path, parameter, gradient in parameter_leaves(model, along):
             first = self.first_moments.get(path)
@@ -66,28 +68,46 @@ class Adam:
             second = self.second_moments[path]
             if gradient is None:
                 gradient = 0.0
-            first = _blend(first, self.beta1, gradient)
-            second = _blend(second, self.beta2, gradient * gradient)
-            self.first_moments[path] = first
-            self.second_moments[path] = second
-            denominator = np.sqrt(second / second_correction) + self.epsilon
-            steps[path] = (-self.learning_rate / first_correction) * first / denominator
-        move(model, by=tangent_from_leaves(model, steps))
+            if isinstance(first, np.ndarray):
+                step = self._array_step(parameter, gradient, first, second, step_size,
+                                        second_scale)
+                if step is None:
+                    continue
+            else:
+                first = self.beta1 * first + (1 - self.beta1) * gradient
+                second = self.beta2 * second + (1 - self.beta2) * gradient * gradient
+                self.first_moments[path] = first
+                self.second_moments[path] = second
+                step = step_size * first / (math.sqrt(second) * second_scale + self.epsilon)
+            steps[path] = step
+        if steps:
+            move(model, by=tangent_from_leaves(model, steps))
+
+    def _array_step(self, parameter, gradient, first, second, step_size, second_scale):
+        """Update the moments of an array parameter in place and apply its step.
+
+        Returns None once a writable parameter has moved in place, else the
+        step for `move` to apply.
+        """
+        first *= self.beta1
+        first += (1 - self.beta1) * gradient
+        second *= self.beta2
+        second += (1 - self.beta2) * np.square(gradient)
+        step = np.sqrt(second)
+        step *= second_scale
+        step += self.epsilon
+        np.divide(first, step, out=step)
+        step *= step_size
+        if isinstance(parameter, np.ndarray) and parameter.flags.writeable:
+            np.add(parameter, step, out=parameter, casting="same_kind")
+            return None
+        return step
 
 
 def _zero_moment(parameter):
     if isinstance(parameter, np.ndarray):
         return np.zeros_like(parameter)
     return parameter * 0
-
-
-def _blend(moment, beta: float, value):
-    """Return `beta * moment + (1 - beta) * value`, in place for arrays."""
-    if isinstance(moment, np.ndarray):
-        moment *= beta
-        moment += (1 - beta) * value
-        return moment
-    return beta * moment + (1 - beta) * value
 
 
 def parameter_leaves(model, gradient=None, path=()):

@@ -62,24 +62,41 @@ def no_derivative_fields(cls: type) -> frozenset:
     return names
 
 
+_slot_names_by_type: dict[type, tuple] = {}
+
+
+def _slot_names(cls: type) -> tuple:
+    """Return the names of the slots `cls` and its bases declare."""
+    names = _slot_names_by_type.get(cls)
+    if names is None:
+        collected = []
+        for base in cls.__mro__:
+            slots = base.__dict__.get("__slots__", ())
+            if isinstance(slots, str):
+                slots = (slots,)
+            collected += [s for s in slots if s not in ("__dict__", "__weakref__")]
+        names = tuple(collected)
+        _slot_names_by_type[cls] = names
+    return names
+
+
 def _attribute_items(value):
-    """Return an object's (name, value) attribute pairs: `__dict__` and slots."""
-    items = dict(getattr(value, "__dict__", None) or {})
-    for cls in type(value).__mro__:
-        slots = cls.__dict__.get("__slots__", ())
-        if isinstance(slots, str):
-            slots = (slots,)
-        for slot in slots:
-            if slot in ("__dict__", "__weakref__") or slot in items:
-                continue
+    """Return an object's (name, value) attribute pairs: `__dict__` and set slots."""
+    fields = getattr(value, "__dict__", None)
+    slots = _slot_names(type(value))
+    if not slots:
+        return fields.items() if fields else ()
+    items = dict(fields or {})
+    for slot in slots:
+        if slot not in items:
             try:
                 items[slot] = getattr(value, slot)
             except AttributeError:  # An unset slot.
                 continue
-    return items
+    return items.items()
 
 
-def differentiable_fields(value, _visiting: frozenset = frozenset()) -> dict:
+def differentiable_fields(value, _visiting: tuple = ()) -> dict:
     """Return the attributes of an object that have a tangent, by name.
 
     Attributes named in the class's `__no_derivative_fields__` are left out.
@@ -89,10 +106,10 @@ def differentiable_fields(value, _visiting: frozenset = frozenset()) -> dict:
     if isinstance(value, _OPAQUE_TYPES):
         return {}
     skipped = no_derivative_fields(type(value))
-    visiting = _visiting | {id(value)}
+    visiting = (*_visiting, id(value))
     return {
         name: item
-        for name, item in _attribute_items(value).items()
+        for name, item in _attribute_items(value)
         if name not in skipped and _is_differentiable(item, visiting)
     }
 
@@ -104,10 +121,10 @@ def is_differentiable_value(value) -> bool:
     and objects have one when an element or attribute does, and so does an
     object whose class defines `__tangent_zero__`.
     """
-    return _is_differentiable(value, frozenset())
+    return _is_differentiable(value, ())
 
 
-def _is_differentiable(value, visiting: frozenset) -> bool:
+def _is_differentiable(value, visiting: tuple) -> bool:
     if isinstance(value, np.ndarray | np.generic):
         return value.dtype.kind in "fc"
     if isinstance(value, bool):
@@ -124,7 +141,13 @@ def _is_differentiable(value, visiting: frozenset) -> bool:
         return False
     if hasattr(type(value), "__tangent_zero__"):
         return True
-    return bool(differentiable_fields(value, visiting))
+    # Stops at the first differentiable attribute.
+    skipped = no_derivative_fields(type(value))
+    visiting = (*visiting, id(value))
+    return any(
+        name not in skipped and _is_differentiable(item, visiting)
+        for name, item in _attribute_items(value)
+    )
 
 
 def zeros_like(value):

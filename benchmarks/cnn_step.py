@@ -1,0 +1,292 @@
+"""Time one training step of the digits CNN: pullback against PyTorch eager.
+
+The model is `DigitsCNN` from samples/digits_cnn.py: two 3x3 "same"
+convolutions with ReLU (16 and 32 channels), each followed by 2x2 max
+pooling, then a dense layer to 10 classes, in float32. One step on a batch
+of 64 images of 8x8x1 is the forward pass, the gradient of the softmax
+cross-entropy with respect to every parameter, and an Adam update
+(learning rate 3e-3). The implementations:
+- pullback: `pullback.value_and_gradient(loss, wrt="model")` and
+  `nn.Adam.update`;
+- torch: the same network in PyTorch eager (NCHW), `loss.backward()` and
+  `torch.optim.Adam` with its defaults, skipped when torch is not installed.
+
+Both start from the same weights. Before timing, the script checks that
+their losses and gradients agree, so it never times a wrong result. The
+images are uniform random numbers in [0, 1) and the labels are random
+digits, because the values do not change the time of a step.
+
+The implementations take turns, in an order that rotates at each repeat.
+The script prints the minimum and median milliseconds per step, the ratio
+to PyTorch, and the minor page faults per step. The target is met when the
+ratio of minimum times is at most TARGET_RATIO.
+
+Run it with `python benchmarks/cnn_step.py [--quick] [--threads N]`.
+`--quick` makes a short smoke run whose times are not meant to be read.
+`--threads N` (default 1) sets the BLAS and OpenMP thread count of both
+NumPy and PyTorch.
+"""
+
+import argparse
+import importlib.metadata
+import os
+import platform
+import statistics
+import sys
+import timeit
+from pathlib import Path
+
+TARGET_RATIO = 1.5
+BATCH_SIZE = 64
+LEARNING_RATE = 3e-3
+SEED = 0
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def parse_arguments(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="run a short smoke test; its times are not meant to be read")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS and OpenMP threads for NumPy and PyTorch (default: 1)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timing repeats per implementation (default: 25, or 3 with --quick)")
+    options = parser.parse_args(argv)
+    if options.threads < 1:
+        parser.error(f"--threads must be at least 1, got {options.threads}")
+    return options
+
+
+# The thread counts must be in the environment before NumPy loads OpenBLAS,
+# so the arguments are read before NumPy is imported.
+OPTIONS = parse_arguments()
+for _variable in THREAD_VARIABLES:
+    os.environ[_variable] = str(OPTIONS.threads)
+
+import numpy as np  # noqa: E402
+
+try:
+    import resource
+except ImportError:  # Not on Windows, where no page-fault count is printed.
+    resource = None
+
+import pullback  # noqa: E402
+from pullback import nn  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "samples"))
+from digits_cnn import DigitsCNN, loss  # noqa: E402
+
+
+def make_batch():
+    rng = np.random.default_rng(SEED)
+    images = rng.random((BATCH_SIZE, 8, 8, 1), dtype=np.float32)
+    labels = rng.integers(0, 10, BATCH_SIZE)
+    return images, labels
+
+
+def pullback_step_function(model, images, labels):
+    """Return a function running one pullback training step, and the loss-and-gradient."""
+    optimizer = nn.Adam(model, learning_rate=LEARNING_RATE)
+    loss_and_gradient = pullback.value_and_gradient(loss, wrt="model")
+
+    def pullback_step():
+        value, gradient = loss_and_gradient(model, images, labels)
+        optimizer.update(model, along=gradient)
+        return value
+
+    return pullback_step, loss_and_gradient
+
+
+def torch_network(model):
+    """Return the PyTorch network with `model`'s weights, or raise ImportError."""
+    import torch
+
+    class TorchDigitsCNN(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(1, 16, 3, padding=1)
+            self.conv2 = torch.nn.Conv2d(16, 32, 3, padding=1)
+            self.dense = torch.nn.Linear(2 * 2 * 32, 10)
+
+        def forward(self, images):
+            x = torch.nn.functional.max_pool2d(torch.relu(self.conv1(images)), 2)
+            x = torch.nn.functional.max_pool2d(torch.relu(self.conv2(x)), 2)
+            return self.dense(torch.flatten(x, 1))
+
+    network = TorchDigitsCNN()
+    with torch.no_grad():
+        for name in ("conv1", "conv2"):
+            conv = getattr(model, name)
+            # HWIO to OIHW.
+            getattr(network, name).weight.copy_(torch.from_numpy(conv.filter.transpose(3, 2, 0, 1)))
+            getattr(network, name).bias.copy_(torch.from_numpy(conv.bias))
+        # pullback flattens (h, w, c) and PyTorch (c, h, w): reorder the rows.
+        weight = model.dense.weight.reshape(2, 2, 32, 10).transpose(2, 0, 1, 3).reshape(128, 10)
+        network.dense.weight.copy_(torch.from_numpy(weight.T.copy()))
+        network.dense.bias.copy_(torch.from_numpy(model.dense.bias))
+    return network
+
+
+def torch_step_function(network, images, labels):
+    import torch
+
+    optimizer = torch.optim.Adam(network.parameters(), lr=LEARNING_RATE)
+    x = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
+    y = torch.from_numpy(labels)
+
+    def torch_step():
+        optimizer.zero_grad()
+        value = torch.nn.functional.cross_entropy(network(x), y)
+        value.backward()
+        optimizer.step()
+        return value
+
+    return torch_step, x, y
+
+
+def check_agreement(model, network, loss_and_gradient, images, labels, x, y) -> None:
+    """Exit with an error unless both compute the same loss and gradients."""
+    import torch
+
+    value, gradient = loss_and_gradient(model, images, labels)
+    network.zero_grad()
+    torch_value = torch.nn.functional.cross_entropy(network(x), y)
+    torch_value.backward()
+    if not np.isclose(value, torch_value.item(), rtol=1e-5):
+        sys.exit(f"cnn_step.py: pullback's loss is {value} but PyTorch's is {torch_value.item()}")
+    dense_weight = gradient.dense.weight.reshape(2, 2, 32, 10).transpose(2, 0, 1, 3)
+    pairs = {
+        "conv1 filter": (gradient.conv1.filter.transpose(3, 2, 0, 1), network.conv1.weight),
+        "conv1 bias": (gradient.conv1.bias, network.conv1.bias),
+        "conv2 filter": (gradient.conv2.filter.transpose(3, 2, 0, 1), network.conv2.weight),
+        "conv2 bias": (gradient.conv2.bias, network.conv2.bias),
+        "dense weight": (dense_weight.reshape(128, 10).T, network.dense.weight),
+        "dense bias": (gradient.dense.bias, network.dense.bias),
+    }
+    for name, (ours, parameter) in pairs.items():
+        theirs = parameter.grad.numpy()
+        if ours.shape != theirs.shape or not np.allclose(ours, theirs, rtol=1e-3, atol=1e-6):
+            sys.exit(f"cnn_step.py: the gradients of the {name} differ between pullback and PyTorch")
+
+
+def calls_per_repeat(timer: timeit.Timer, seconds: float) -> int:
+    """Return how many calls take about `seconds`, after a calibration run."""
+    calls = 1
+    while True:
+        elapsed = timer.timeit(calls)
+        if elapsed >= 0.02 or calls >= 10**5:
+            break
+        calls *= 4
+    return max(1, round(calls * seconds / elapsed))
+
+
+def minor_page_faults():
+    if resource is None:
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def time_steps(steps: dict, repeats: int, seconds: float):
+    """Return each step function's seconds per call by repeat, and page faults per call.
+
+    The functions take turns, and the order rotates at each repeat so that
+    none always runs first or last.
+    """
+    timers = {name: timeit.Timer(step) for name, step in steps.items()}
+    calls = {name: calls_per_repeat(timer, seconds) for name, timer in timers.items()}
+    names = list(timers)
+    samples = {name: [] for name in names}
+    faults = dict.fromkeys(names, 0)
+    for repeat in range(repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            before = minor_page_faults()
+            samples[name].append(timers[name].timeit(calls[name]) / calls[name])
+            if before is not None:
+                faults[name] += minor_page_faults() - before
+    if minor_page_faults() is None:
+        return samples, dict.fromkeys(names)
+    return samples, {name: faults[name] / (repeats * calls[name]) for name in names}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def print_machine(threads: int) -> None:
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical cores")
+    print(f"Python {platform.python_version()}, NumPy {np.__version__}")
+    try:
+        print(f"torch {importlib.metadata.version('torch')}")
+    except importlib.metadata.PackageNotFoundError:
+        print("torch: not installed")
+    print(f"threads: {threads} (BLAS and OpenMP, both libraries)")
+    tunables = os.environ.get("GLIBC_TUNABLES")
+    print(f"GLIBC_TUNABLES={tunables}" if tunables else "GLIBC_TUNABLES not set")
+
+
+def print_table(samples: dict, faults: dict) -> None:
+    header = (f"{'implementation':<14}{'min ms':>9}{'median ms':>11}{'min ratio':>11}"
+              f"{'median ratio':>14}{'page faults':>13}")
+    print(header)
+    print("-" * len(header))
+    reference = samples.get("torch")
+    for name, times in samples.items():
+        low, middle = min(times), statistics.median(times)
+        if reference is None:
+            ratios = f"{'-':>11}{'-':>14}"
+        else:
+            ratios = (f"{low / min(reference):>11.2f}"
+                      f"{middle / statistics.median(reference):>14.2f}")
+        fault_text = "-" if faults[name] is None else f"{faults[name]:.0f}"
+        print(f"{name:<14}{low * 1e3:>9.3f}{middle * 1e3:>11.3f}{ratios}{fault_text:>13}")
+
+
+def main() -> None:
+    options = OPTIONS
+    repeats = options.repeats or (3 if options.quick else 25)
+    seconds = 0.02 if options.quick else 0.3
+    print_machine(options.threads)
+
+    images, labels = make_batch()
+    model = DigitsCNN(np.random.default_rng(SEED))
+    steps = {}
+    network = None
+    try:
+        import torch
+
+        torch.set_num_threads(options.threads)
+        network = torch_network(model)
+    except ImportError as error:
+        print(f"torch: unavailable ({error})")
+    pullback_step, loss_and_gradient = pullback_step_function(model, images, labels)
+    if network is not None:
+        torch_step, x, y = torch_step_function(network, images, labels)
+        check_agreement(model, network, loss_and_gradient, images, labels, x, y)
+        print("losses and gradients agree with PyTorch")
+    steps["pullback"] = pullback_step
+    if network is not None:
+        steps["torch"] = torch_step
+    print(f"one training step: batch {BATCH_SIZE}, 8x8x1 float32 images, Adam; "
+          f"{repeats} repeats\n")
+
+    samples, faults = time_steps(steps, repeats, seconds)
+    print_table(samples, faults)
+    if "torch" in samples:
+        ratio = min(samples["pullback"]) / min(samples["torch"])
+        verdict = "met" if ratio <= TARGET_RATIO else "not met"
+        print(f"\ntarget: pullback / torch <= {TARGET_RATIO} (ratio of minimums): "
+              f"{ratio:.2f}, {verdict}")
+    else:
+        print("\ntarget: pullback / torch: not measured, torch is unavailable")
+
+
+if __name__ == "__main__":
+    main()
