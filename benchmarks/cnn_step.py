@@ -16,10 +16,13 @@ their losses and gradients agree, so it never times a wrong result. The
 images are uniform random numbers in [0, 1) and the labels are random
 digits, because the values do not change the time of a step.
 
-The implementations take turns, in an order that rotates at each repeat.
-The script prints the minimum and median milliseconds per step, the ratio
-to PyTorch, and the minor page faults per step. The target is met when the
-ratio of minimum times is at most TARGET_RATIO.
+Each implementation is timed in a fresh Python process that imports only
+its own library, because importing PyTorch changes how glibc's malloc
+returns memory to the kernel, and so how many page faults a pullback step
+takes. The processes take turns, in an order that rotates each round. The
+script prints the minimum and median milliseconds per step over all
+repeats, the ratio to PyTorch, and the minor page faults per step. The
+target is met when the ratio of minimum times is at most TARGET_RATIO.
 
 Run it with `python benchmarks/cnn_step.py [--quick] [--threads N]`.
 `--quick` makes a short smoke run whose times are not meant to be read.
@@ -29,9 +32,12 @@ NumPy and PyTorch.
 
 import argparse
 import importlib.metadata
+import importlib.util
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import timeit
 from pathlib import Path
@@ -49,8 +55,10 @@ def parse_arguments(argv=None):
                         help="run a short smoke test; its times are not meant to be read")
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS and OpenMP threads for NumPy and PyTorch (default: 1)")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timing repeats per implementation (default: 25, or 3 with --quick)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="timing processes per implementation (default: 5, or 1 with --quick)")
+    parser.add_argument("--worker", choices=("pullback", "torch"), default=None,
+                        help=argparse.SUPPRESS)  # Time one implementation and print JSON.
     options = parser.parse_args(argv)
     if options.threads < 1:
         parser.error(f"--threads must be at least 1, got {options.threads}")
@@ -186,27 +194,52 @@ def minor_page_faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def time_steps(steps: dict, repeats: int, seconds: float):
-    """Return each step function's seconds per call by repeat, and page faults per call.
+def time_step(step, repeats: int, seconds: float):
+    """Return the seconds per call of each repeat and the page faults per call."""
+    timer = timeit.Timer(step)
+    calls = calls_per_repeat(timer, seconds)
+    before = minor_page_faults()
+    samples = [timer.timeit(calls) / calls for _ in range(repeats)]
+    faults = None if before is None else (minor_page_faults() - before) / (repeats * calls)
+    return samples, faults
 
-    The functions take turns, and the order rotates at each repeat so that
-    none always runs first or last.
-    """
-    timers = {name: timeit.Timer(step) for name, step in steps.items()}
-    calls = {name: calls_per_repeat(timer, seconds) for name, timer in timers.items()}
-    names = list(timers)
+
+def run_worker(name: str, repeats: int, seconds: float) -> None:
+    """Time one implementation in this process and print the result as JSON."""
+    images, labels = make_batch()
+    model = DigitsCNN(np.random.default_rng(SEED))
+    if name == "pullback":
+        step, _ = pullback_step_function(model, images, labels)
+    else:
+        import torch
+
+        torch.set_num_threads(OPTIONS.threads)
+        step, _, _ = torch_step_function(torch_network(model), images, labels)
+    samples, faults = time_step(step, repeats, seconds)
+    print(json.dumps({"samples": samples, "faults": faults}))
+
+
+def time_in_processes(names, rounds: int, repeats: int, seconds: float):
+    """Time each implementation in fresh processes, taking turns each round."""
     samples = {name: [] for name in names}
-    faults = dict.fromkeys(names, 0)
-    for repeat in range(repeats):
-        shift = repeat % len(names)
+    faults = {name: [] for name in names}
+    for round_number in range(rounds):
+        shift = round_number % len(names)
         for name in names[shift:] + names[:shift]:
-            before = minor_page_faults()
-            samples[name].append(timers[name].timeit(calls[name]) / calls[name])
-            if before is not None:
-                faults[name] += minor_page_faults() - before
-    if minor_page_faults() is None:
-        return samples, dict.fromkeys(names)
-    return samples, {name: faults[name] / (repeats * calls[name]) for name in names}
+            command = [sys.executable, __file__, "--worker", name,
+                       "--threads", str(OPTIONS.threads), "--rounds", str(repeats)]
+            if OPTIONS.quick:
+                command.append("--quick")
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                sys.exit(f"cnn_step.py: timing {name} failed:\n{result.stderr}")
+            measured = json.loads(result.stdout.splitlines()[-1])
+            samples[name] += measured["samples"]
+            faults[name].append(measured["faults"])
+    return samples, {
+        name: None if None in values else statistics.mean(values)
+        for name, values in faults.items()
+    }
 
 
 def cpu_model() -> str:
@@ -251,33 +284,34 @@ def print_table(samples: dict, faults: dict) -> None:
 
 def main() -> None:
     options = OPTIONS
-    repeats = options.repeats or (3 if options.quick else 25)
     seconds = 0.02 if options.quick else 0.3
+    if options.worker is not None:
+        # In a worker, --rounds is the number of timing repeats.
+        run_worker(options.worker, options.rounds or 5, seconds)
+        return
+    rounds = options.rounds or (1 if options.quick else 5)
+    repeats = 2 if options.quick else 5
     print_machine(options.threads)
 
-    images, labels = make_batch()
-    model = DigitsCNN(np.random.default_rng(SEED))
-    steps = {}
-    network = None
-    try:
+    names = ["pullback"]
+    if importlib.util.find_spec("torch") is None:
+        print("torch: unavailable (not installed)")
+    else:
         import torch
 
         torch.set_num_threads(options.threads)
+        images, labels = make_batch()
+        model = DigitsCNN(np.random.default_rng(SEED))
         network = torch_network(model)
-    except ImportError as error:
-        print(f"torch: unavailable ({error})")
-    pullback_step, loss_and_gradient = pullback_step_function(model, images, labels)
-    if network is not None:
-        torch_step, x, y = torch_step_function(network, images, labels)
+        _, loss_and_gradient = pullback_step_function(model, images, labels)
+        _, x, y = torch_step_function(network, images, labels)
         check_agreement(model, network, loss_and_gradient, images, labels, x, y)
         print("losses and gradients agree with PyTorch")
-    steps["pullback"] = pullback_step
-    if network is not None:
-        steps["torch"] = torch_step
+        names.append("torch")
     print(f"one training step: batch {BATCH_SIZE}, 8x8x1 float32 images, Adam; "
-          f"{repeats} repeats\n")
+          f"{rounds} processes of {repeats} repeats each\n")
 
-    samples, faults = time_steps(steps, repeats, seconds)
+    samples, faults = time_in_processes(names, rounds, repeats, seconds)
     print_table(samples, faults)
     if "torch" in samples:
         ratio = min(samples["pullback"]) / min(samples["torch"])

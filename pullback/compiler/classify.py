@@ -242,10 +242,10 @@ class Classifier:
     def call(self, statement, targets, value) -> Operation:
         callee_node = value.func
         callee = self.resolve(callee_node)
-        if callee is _UNRESOLVED:
-            if isinstance(callee_node, gast.Attribute):
+        if callee is _UNRESOLVED or _is_callable_object(callee):
+            if isinstance(callee_node, gast.Attribute) and callee is _UNRESOLVED:
                 return self.method_call(statement, targets, value)
-            if isinstance(callee_node, gast.Name):
+            if isinstance(callee_node, gast.Name | gast.Attribute):
                 # A callable value, such as a layer or a function passed in:
                 # differentiated through its __call__ when the call runs.
                 method = gast.Attribute(value=callee_node, attr="__call__",
@@ -383,10 +383,7 @@ class Classifier:
                   covered=None) -> Operation:
         function = callee.__func__ if isinstance(callee, types.MethodType) else callee
         if parameters is not None:
-            signature = inspect.Signature([
-                inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-                for p in parameters
-            ])
+            signature = _registered_signature(callee, parameters)
         else:
             try:
                 signature = inspect.signature(function)
@@ -449,6 +446,29 @@ def _rule_inputs(rule, bindings: dict) -> list:
         elif isinstance(node, gast.Name):
             inputs.append((param, node.id))
     return inputs
+
+
+def _registered_signature(callee, parameters) -> inspect.Signature:
+    """The signature calls to a registered function bind to, defaults included."""
+    record = registry.custom_derivative(callee)
+    for source in (callee, getattr(record, "vjp", None)):
+        try:
+            signature = inspect.signature(source)
+        except (TypeError, ValueError):
+            continue
+        if tuple(signature.parameters) == tuple(parameters):
+            return signature
+    return inspect.Signature([
+        inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in parameters
+    ])
+
+
+def _is_callable_object(value) -> bool:
+    """An instance whose class defines __call__ in Python, such as a model."""
+    if isinstance(value, type | types.FunctionType | types.MethodType):
+        return False
+    call = getattr(type(value), "__call__", None)
+    return isinstance(call, types.FunctionType) and registry.custom_derivative(value) is None
 
 
 def _is_user_name(node) -> bool:

@@ -43,11 +43,6 @@ def test_softmax_family_gradient(activation):
     check_gradient(weighted_along_last_axis(activation), normal(4, 5))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the compiler binds calls to a function with a registered derivative "
-    "without the function's default arguments, so softmax(x) misses axis",
-)
 @pytest.mark.parametrize("activation", [nn.softmax, nn.log_softmax])
 def test_softmax_family_default_axis_gradient(activation):
     check_gradient(weighted(activation), normal(4, 5))

@@ -289,11 +289,6 @@ def global_model_loss(x):
     return np.sum(global_model(x))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the compiler rejects calling a callable object held in a global "
-    "variable, though the same call on a parameter is differentiated",
-)
 def test_model_held_in_global_variable():
     x_bar = pullback.gradient(global_model_loss)(x_data)
     assert x_bar.shape == x_data.shape
