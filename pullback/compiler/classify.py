@@ -467,7 +467,7 @@ def _is_callable_object(value) -> bool:
     """An instance whose class defines __call__ in Python, such as a model."""
     if isinstance(value, type | types.FunctionType | types.MethodType):
         return False
-    call = getattr(type(value), "__call__", None)
+    call = inspect.getattr_static(type(value), "__call__", None)
     return isinstance(call, types.FunctionType) and registry.custom_derivative(value) is None
 
 

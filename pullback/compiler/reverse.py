@@ -37,7 +37,7 @@ COMMENT_MARKER = "__pullback_comment__ "
 
 @dataclasses.dataclass
 class Aliases:
-    """How generated code reaches NumPy, math and the runtime."""
+    """The expressions through which generated code reaches NumPy, math and the runtime."""
 
     runtime: str
     numpy: object  # An expression AST.
@@ -86,8 +86,8 @@ class _Commenter:
 class _Frame:
     """The tape of one loop: what each iteration saves for the pullback.
 
-    Every iteration appends one tuple for the loop body, and one more for
-    each branch it takes inside the body; the pullback pops them in reverse.
+    Every iteration appends one tuple for the loop body and one more for each
+    branch it takes inside the body. The pullback reads them from the end.
     """
 
     tape: str
@@ -121,14 +121,14 @@ def _direct_stores(statements: list) -> set[str]:
 
 
 def shape_name(identifier: str):
-    """A read of a value for its shape and dtype alone."""
+    """Return a read of a value that wants only its shape and dtype."""
     node = name(identifier)
     node.pb_shape_only = True
     return node
 
 
 def _shape_only(statements: list, identifier: str) -> bool:
-    """Whether every read of `identifier` wants only its shape and dtype."""
+    """Return whether every read of `identifier` wants only its shape and dtype."""
     reads = [n for s in statements for n in gast.walk(s)
              if isinstance(n, gast.Name) and n.id == identifier
              and isinstance(n.ctx, gast.Load)]
@@ -214,7 +214,7 @@ class ReverseBuilder:
         frame.pushes[id(block)] = (statements, push, _direct_stores(statements))
 
     def builtin(self, builtin_name: str):
-        """A builtin, through the runtime when the user's module rebinds its name."""
+        """Return a builtin, through the runtime when the user's module rebinds it."""
         if builtin_name in self.normalized.parsed.function.__globals__:
             return gast.Attribute(value=name(self.aliases.runtime), attr=builtin_name,
                                   ctx=gast.Load())
@@ -224,7 +224,7 @@ class ReverseBuilder:
         return any(self.is_active_operation(op) for op in _flatten(loop.body))
 
     def forward_loop(self, loop: Loop, commenter: _Commenter) -> list:
-        """The loop as written, appending each iteration's values to a tape."""
+        """Emit the loop as written, appending each iteration's values to a tape."""
         statement = loop.statement
         if not self.loop_is_active(loop):
             return [statement]
@@ -579,7 +579,7 @@ class ReverseBuilder:
 
     @staticmethod
     def may_broadcast(operation: Operation, param: str) -> bool:
-        """An operand broadcasts unless every other argument is a literal."""
+        """Return whether an operand may broadcast: unless all other arguments are literals."""
         for other, node in operation.bindings.items():
             if other == param:
                 continue
@@ -691,7 +691,7 @@ class ReverseBuilder:
 
 
 def is_arithmetic_only(block: list) -> bool:
-    """Whether every operation maps numbers to numbers, so none broadcasts.
+    """Return whether every operation maps numbers to numbers, so none broadcasts.
 
     Such a function, given Python numbers, computes only numbers: its VJP for
     numbers drops every unbroadcast and adds cotangents with +.
