@@ -220,6 +220,16 @@ class ReverseBuilder:
                                   ctx=gast.Load())
         return name(builtin_name)
 
+    def zero(self, variable: str):
+        """The zero a cotangent starts from before contributions add to it.
+
+        It must support +, so an int variable's zero is 0.0 rather than the
+        None that stands for "no tangent".
+        """
+        if self.scalars:
+            return gast.Constant(value=0.0, kind=None)
+        return _runtime_call(self.aliases, "zero_cotangent", shape_name(variable))
+
     def loop_is_active(self, loop: Loop) -> bool:
         return any(self.is_active_operation(op) for op in _flatten(loop.body))
 
@@ -375,7 +385,7 @@ class ReverseBuilder:
         for variable in sorted((set(then_defined) | set(else_defined)) - local):
             for own, other in ((then_defined, body), (else_defined, orelse)):
                 if variable not in own:
-                    zero = _runtime_call(self.aliases, "zeros_like", shape_name(variable))
+                    zero = self.zero(variable)
                     other.append(_assign(self.namer.cotangent(variable), zero))
             defined[variable] = then_defined.get(variable, False) and else_defined.get(
                 variable, False
@@ -410,7 +420,7 @@ class ReverseBuilder:
         before = []
         state = dict(defined)
         for variable in sorted(set(trial) - set(defined) - local):
-            zero = _runtime_call(self.aliases, "zeros_like", name(variable))
+            zero = self.zero(variable)
             before.append(_assign(self.namer.cotangent(variable), zero))
             state[variable] = trial[variable]
         entry = dict(state)
@@ -469,7 +479,7 @@ class ReverseBuilder:
         out.extend(self.pullback(rest, state, commenter, frame))
         for header in sorted(headers):
             if header not in state:
-                zero = _runtime_call(self.aliases, "zeros_like", shape_name(header))
+                zero = self.zero(header)
                 out.append(_assign(self.namer.cotangent(header), zero))
                 state[header] = False
         return out

@@ -88,9 +88,16 @@ from pullback.runtime.structure import (
     with_item,
     without_item,
 )
-from pullback.runtime.tangents import add, is_differentiable_value, scale, zeros_like
+from pullback.runtime.tangents import (
+    add,
+    is_differentiable_value,
+    scale,
+    zero_cotangent,
+    zeros_like,
+)
 
 __all__ = [
+    "zero_cotangent",
     "like",
     "method_vjp",
     "attribute_adjoint",

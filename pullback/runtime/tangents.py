@@ -333,3 +333,9 @@ def _describe(value) -> str:
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape}"
     return f"a {type(value).__name__}"
+
+
+def zero_cotangent(value):
+    """Return a zero to accumulate `value`'s cotangent into: 0.0 for an int."""
+    zero = zeros_like(value)
+    return 0.0 if zero is None else zero
