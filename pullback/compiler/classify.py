@@ -356,11 +356,22 @@ class Classifier:
             bindings[param.name] = rules.core.parse_template(param.default)
         return bindings
 
+    def is_instance_of_method(self, owner) -> bool:
+        """Whether `owner` is the instance a method was called on, its `self`.
+
+        `self.flatten(x)` calls the object's own method even where an array
+        method has the same name.
+        """
+        function = self.parsed.function
+        if "." not in function.__qualname__ or not self.normalized.params:
+            return False
+        return isinstance(owner, gast.Name) and owner.id == self.normalized.params[0]
+
     def method_call(self, statement, targets, call) -> Operation:
         owner = call.func.value
         name = call.func.attr
         rule = rules.METHOD_RULES.get(name)
-        if rule is not None:
+        if rule is not None and not self.is_instance_of_method(owner):
             bindings = self.bind(call, rule, extra_first=owner)
             return Operation(statement, RULE, targets, _rule_inputs(rule, bindings),
                              rule, bindings, reads=_names(call))

@@ -297,3 +297,62 @@ def test_model_held_in_global_variable():
 def test_path_helper_reads_tangents():
     gradient = pullback.gradient(squared_error)(TwoLayer())
     assert get_path(gradient, ("hidden", "weight")).shape == (3, 4)
+
+
+class NamedLikeArrayMethods(nn.Layer):
+    def __init__(self):
+        self.dense = nn.Dense(4 * 4 * 2, 2, rng=0, dtype=np.float64)
+        self.flatten = nn.Flatten()
+
+    def __call__(self, x):
+        return self.dense(self.flatten(x))
+
+
+def test_layer_attribute_named_like_array_method():
+    assert NamedLikeArrayMethods()(images).shape == (3, 2)
+    check_model_gradient(image_loss, NamedLikeArrayMethods(), paths=dense_paths("dense"))
+
+
+class OneLayerSequence(nn.Layer):
+    def __init__(self):
+        self.dense = nn.Dense(3, 2, rng=0, dtype=np.float64)
+
+    def __call__(self, x):
+        return nn.sequenced(x, self.dense)
+
+
+def test_sequenced_with_one_layer():
+    check_model_gradient(squared_error, OneLayerSequence(), paths=dense_paths("dense"))
+
+
+def test_float32_model_gradient_keeps_dtype():
+    class Small(nn.Layer):
+        def __init__(self):
+            self.conv = nn.Conv2D((3, 3, 2, 3), padding="same", activation=nn.relu, rng=0)
+            self.flat = nn.Flatten()
+            self.dense = nn.Dense(4 * 4 * 3, 2, rng=1)
+
+        def __call__(self, x):
+            return nn.sequenced(x, self.conv, self.flat, self.dense)
+
+    def loss(model, x):
+        return np.sum(model(x) ** 2)
+
+    gradient = pullback.gradient(loss, wrt=0)(Small(), images.astype(np.float32))
+    for path in [("conv", "filter"), ("conv", "bias"), ("dense", "weight"), ("dense", "bias")]:
+        assert get_path(gradient, path).dtype == np.float32, path
+
+
+def test_dropout_inside_discarding_activations_raises():
+    from pullback.runtime.checkpoint import RecomputationError
+
+    class Noisy(nn.Layer):
+        def __init__(self):
+            self.dense = nn.Dense(3, 2, rng=0, dtype=np.float64)
+            self.dropout = nn.Dropout(0.5, np.random.default_rng(0)).discarding_activations()
+
+        def __call__(self, x):
+            return self.dropout(self.dense(x))
+
+    with pytest.raises(RecomputationError, match="must be pure"):
+        pullback.gradient(squared_error)(Noisy())
