@@ -24,13 +24,17 @@ script prints the minimum and median milliseconds per step over all
 repeats, the ratio to PyTorch, and the minor page faults per step. The
 target is met when the ratio of minimum times is at most TARGET_RATIO.
 
-Run it with `python benchmarks/cnn_step.py [--quick] [--threads N]`.
-`--quick` makes a short smoke run whose times are not meant to be read.
-`--threads N` (default 1) sets the BLAS and OpenMP thread count of both
-NumPy and PyTorch.
+Run it with `python benchmarks/cnn_step.py [--quick] [--threads N]
+[--breakdown]`. `--quick` makes a short smoke run whose times are not meant
+to be read. `--threads N` (default 1) sets the BLAS and OpenMP thread count
+of both NumPy and PyTorch. `--breakdown` also splits pullback's step, in a
+process of its own, into the time spent inside each registered VJP and
+pullback of `pullback.nn`, the rest of the gradient (generated code, the
+runtime and the API) and the Adam update.
 """
 
 import argparse
+import collections
 import importlib.metadata
 import importlib.util
 import json
@@ -39,6 +43,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import time
 import timeit
 from pathlib import Path
 
@@ -57,7 +62,9 @@ def parse_arguments(argv=None):
                         help="BLAS and OpenMP threads for NumPy and PyTorch (default: 1)")
     parser.add_argument("--rounds", type=int, default=None,
                         help="timing processes per implementation (default: 5, or 1 with --quick)")
-    parser.add_argument("--worker", choices=("pullback", "torch"), default=None,
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also split pullback's step into its parts")
+    parser.add_argument("--worker", choices=("pullback", "torch", "breakdown"), default=None,
                         help=argparse.SUPPRESS)  # Time one implementation and print JSON.
     options = parser.parse_args(argv)
     if options.threads < 1:
@@ -174,7 +181,9 @@ def check_agreement(model, network, loss_and_gradient, images, labels, x, y) -> 
     for name, (ours, parameter) in pairs.items():
         theirs = parameter.grad.numpy()
         if ours.shape != theirs.shape or not np.allclose(ours, theirs, rtol=1e-3, atol=1e-6):
-            sys.exit(f"cnn_step.py: the gradients of the {name} differ between pullback and PyTorch")
+            sys.exit(
+                f"cnn_step.py: the gradients of the {name} differ between pullback and PyTorch"
+            )
 
 
 def calls_per_repeat(timer: timeit.Timer, seconds: float) -> int:
@@ -217,6 +226,66 @@ def run_worker(name: str, repeats: int, seconds: float) -> None:
         step, _, _ = torch_step_function(torch_network(model), images, labels)
     samples, faults = time_step(step, repeats, seconds)
     print(json.dumps({"samples": samples, "faults": faults}))
+
+
+def timed_registered_derivatives(functions, totals: dict) -> None:
+    """Make the registered VJPs of `functions` add their time to `totals`.
+
+    Each VJP's forward time goes under "name forward" and its pullback's
+    time under "name pullback". This replaces the VJP kept in the runtime's
+    registry record, so it is for this diagnostic process only.
+    """
+    from pullback.runtime import registry
+
+    for function in functions:
+        record = registry.custom_derivative(function)
+        name = function.__name__
+        original_vjp = record.vjp
+
+        def timed_vjp(*args, _original=original_vjp, _name=name, **kwargs):
+            started = time.perf_counter()
+            value, original_pullback = _original(*args, **kwargs)
+            totals[f"{_name} forward"] += time.perf_counter() - started
+
+            def timed_pullback(cotangent):
+                started = time.perf_counter()
+                cotangents = original_pullback(cotangent)
+                totals[f"{_name} pullback"] += time.perf_counter() - started
+                return cotangents
+
+            return value, timed_pullback
+
+        record.vjp = timed_vjp
+
+
+def run_breakdown(steps: int) -> None:
+    """Print where one pullback training step spends its time, in microseconds."""
+    images, labels = make_batch()
+    model = DigitsCNN(np.random.default_rng(SEED))
+    optimizer = nn.Adam(model, learning_rate=LEARNING_RATE)
+    loss_and_gradient = pullback.value_and_gradient(loss, wrt="model")
+    totals = collections.defaultdict(float)
+    timed_registered_derivatives(
+        (nn.conv2d, nn.max_pool2d, nn.relu, nn.softmax_cross_entropy), totals
+    )
+    for _ in range(10):
+        optimizer.update(model, along=loss_and_gradient(model, images, labels)[1])
+    totals.clear()
+    gradient_time = update_time = 0.0
+    for _ in range(steps):
+        started = time.perf_counter()
+        gradient = loss_and_gradient(model, images, labels)[1]
+        middle = time.perf_counter()
+        optimizer.update(model, along=gradient)
+        gradient_time += middle - started
+        update_time += time.perf_counter() - middle
+    print(f"\nbreakdown of a pullback step (µs per step, mean of {steps} steps):")
+    for name, seconds in sorted(totals.items()):
+        print(f"  {name:<34}{seconds / steps * 1e6:>8.0f}")
+    rest = gradient_time - sum(totals.values())
+    print(f"  {'rest of the gradient':<34}{rest / steps * 1e6:>8.0f}")
+    print(f"  {'gradient in all':<34}{gradient_time / steps * 1e6:>8.0f}")
+    print(f"  {'Adam update':<34}{update_time / steps * 1e6:>8.0f}")
 
 
 def time_in_processes(names, rounds: int, repeats: int, seconds: float):
@@ -285,6 +354,9 @@ def print_table(samples: dict, faults: dict) -> None:
 def main() -> None:
     options = OPTIONS
     seconds = 0.02 if options.quick else 0.3
+    if options.worker == "breakdown":
+        run_breakdown(50 if options.quick else 500)
+        return
     if options.worker is not None:
         # In a worker, --rounds is the number of timing repeats.
         run_worker(options.worker, options.rounds or 5, seconds)
@@ -320,6 +392,15 @@ def main() -> None:
               f"{ratio:.2f}, {verdict}")
     else:
         print("\ntarget: pullback / torch: not measured, torch is unavailable")
+    if options.breakdown:
+        command = [sys.executable, __file__, "--worker", "breakdown",
+                   "--threads", str(options.threads)]
+        if options.quick:
+            command.append("--quick")
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            sys.exit(f"cnn_step.py: the breakdown failed:\n{result.stderr}")
+        print(result.stdout, end="")
 
 
 if __name__ == "__main__":

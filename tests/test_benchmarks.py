@@ -66,3 +66,21 @@ def test_loop_memory_quick_run():
         assert f"\n{workload}: " in result.stdout, f"no table for {workload}"
     assert result.stdout.count("pullback / hand-written peak at") == 6
     assert "all targets met: " in result.stdout
+
+
+def test_cnn_step_quick_run():
+    result = run_benchmark("cnn_step.py", "--quick")
+    assert result.returncode == 0, result.stderr
+    assert "\npullback " in result.stdout
+    assert "target: pullback / torch" in result.stdout
+    if "torch: unavailable" not in result.stdout:
+        assert "losses and gradients agree with PyTorch" in result.stdout
+        assert "\ntorch " in result.stdout
+
+
+def test_cnn_step_quick_breakdown():
+    result = run_benchmark("cnn_step.py", "--quick", "--breakdown")
+    assert result.returncode == 0, result.stderr
+    assert "breakdown of a pullback step" in result.stdout
+    for part in ("conv2d pullback", "max_pool2d forward", "rest of the gradient", "Adam update"):
+        assert part in result.stdout, f"no row for {part}"

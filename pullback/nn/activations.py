@@ -24,7 +24,9 @@ def _relu_vjp(x):
     y = np.maximum(x, 0)
 
     def relu_pullback(y_bar):
-        return y_bar * (x > 0)
+        # y > 0 exactly where x > 0. Reading y, which the next layer
+        # usually keeps anyway, lets x be freed after the forward pass.
+        return y_bar * (y > 0)
 
     return y, relu_pullback
 

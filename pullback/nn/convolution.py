@@ -8,7 +8,7 @@ padding row or column at the bottom or right.
 
 No Python loop runs over pixels or over the batch. Each operation loops
 over the offsets inside a window (3 x 3 = 9 for a 3x3 filter), and at each
-offset handles the strided slice of the input that every window sees there,
+offset handles the strided slice of the input that every window reads there,
 for all images and channels at once. Convolution gathers these slices into
 an im2col matrix and multiplies it by the filter; its pullback and the
 pooling pullbacks add cotangents back slice by slice, so overlapping
@@ -148,40 +148,69 @@ def _conv2d_columns(x, geometry: _Geometry):
     return columns.reshape(batch * geometry.output[0] * geometry.output[1], -1)
 
 
-def _conv2d(x, filter, strides, padding):
+def _conv2d(x, filter, bias, strides, padding):
     """Return the convolution, its im2col matrix, the filter as a matrix and the geometry."""
     geometry = _conv2d_geometry(x, filter, strides, padding)
     columns = _conv2d_columns(x, geometry)
     kernel = np.reshape(filter, (-1, np.shape(filter)[3]))
-    y = (columns @ kernel).reshape(geometry.shape[0], *geometry.output, -1)
+    y = columns @ kernel
+    if bias is not None:
+        y += bias
+    y = y.reshape(geometry.shape[0], *geometry.output, -1)
     return y, columns, kernel, geometry
 
 
-def conv2d(x, filter, strides=(1, 1), padding="valid"):
+def conv2d(x, filter, strides=(1, 1), padding="valid", bias=None):
     """Return the 2-D cross-correlation of NHWC `x` with an HWIO `filter`.
 
     The result has shape (batch, out_h, out_w, out_channels). Like
-    `tf.nn.conv2d`, the filter is not flipped.
+    `tf.nn.conv2d`, the filter is not flipped. `bias`, of shape
+    (out_channels,), is added to every output pixel when given; adding it
+    here saves an array the size of the output.
     """
-    return _conv2d(x, filter, strides, padding)[0]
+    return _conv2d(x, filter, bias, strides, padding)[0]
 
 
-@derivative_of(conv2d, wrt=("x", "filter"))
-def _conv2d_vjp(x, filter, strides=(1, 1), padding="valid"):
-    y, columns, kernel, geometry = _conv2d(x, filter, strides, padding)
+@derivative_of(conv2d, wrt=("x", "filter", "bias"))
+def _conv2d_vjp(x, filter, strides=(1, 1), padding="valid", bias=None):
+    y, columns, _, geometry = _conv2d(x, filter, bias, strides, padding)
+    # The pullback rebuilds the im2col matrix from `x`, which callers keep
+    # anyway, instead of holding it between the passes.
+    del columns
 
     def conv2d_pullback(y_bar):
+        columns = _conv2d_columns(x, geometry)
         y_bar_rows = np.reshape(y_bar, (columns.shape[0], -1))
         filter_bar = (columns.T @ y_bar_rows).reshape(np.shape(filter))
-        # One matrix product per window offset, so each temporary is the
-        # size of the input, not of the im2col matrix.
+        del columns
+        filter_bar = filter_bar.astype(_cotangent_dtype(filter, y_bar), copy=False)
+
+        bias_bar = None
+        if bias is not None:
+            # A matrix-vector product sums the rows several times faster
+            # than NumPy's reduction along the first axis.
+            ones = np.ones(y_bar_rows.shape[0], dtype=y_bar_rows.dtype)
+            bias_bar = (ones @ y_bar_rows).astype(_cotangent_dtype(bias, y_bar), copy=False)
+
         padded_bar = np.zeros(geometry.padded_shape, dtype=_cotangent_dtype(x, y_bar))
-        input_shape = (*y.shape[:3], geometry.shape[3])
-        for i, j in geometry.offsets():
-            offset_bar = (y_bar_rows @ filter[i, j].T).reshape(input_shape)
-            padded_bar[geometry.at_offset(i, j)] += offset_bar
-        x_bar = geometry.unpad(padded_bar)
-        return x_bar, filter_bar.astype(_cotangent_dtype(filter, y_bar), copy=False)
+        batch, channels = geometry.shape[0], geometry.shape[3]
+        kernel_h, kernel_w, _, out_channels = np.shape(filter)
+        if kernel_h * kernel_w * channels <= out_channels:
+            # The cotangent of the im2col matrix is no larger than y_bar, so
+            # one matrix product computes it (a first layer, few channels).
+            windows_bar = (y_bar_rows @ np.reshape(filter, (-1, out_channels)).T).reshape(
+                batch, *geometry.output, kernel_h, kernel_w, channels
+            )
+            for i, j in geometry.offsets():
+                padded_bar[geometry.at_offset(i, j)] += windows_bar[:, :, :, i, j]
+        else:
+            # One matrix product per window offset, so each temporary is the
+            # size of the input, not of the im2col matrix.
+            input_shape = (batch, *geometry.output, channels)
+            for i, j in geometry.offsets():
+                offset_bar = (y_bar_rows @ filter[i, j].T).reshape(input_shape)
+                padded_bar[geometry.at_offset(i, j)] += offset_bar
+        return geometry.unpad(padded_bar), filter_bar, bias_bar
 
     return y, conv2d_pullback
 

@@ -83,7 +83,7 @@ class Conv2D(Layer):
         self.activation = activation
 
     def __call__(self, x):
-        y = conv2d(x, self.filter, self.strides, self.padding) + self.bias
+        y = conv2d(x, self.filter, self.strides, self.padding, self.bias)
         if self.activation is not None:
             y = self.activation(y)
         return y

@@ -114,7 +114,7 @@ def parameter_leaves(model, gradient=None, path=()):
     """Yield (path, parameter, gradient) for each floating leaf of `model`.
 
     Leaves are floats and floating arrays, reached through attributes,
-    tuples, lists and dicts; `path` is the tuple of attribute names, indices
+    tuples, lists and dicts. `path` is the tuple of attribute names, indices
     and keys that leads to one. The gradient leaf is None where `gradient`
     has no contribution (a symbolic zero).
     """

@@ -1,13 +1,14 @@
 """Tangents of objects whose attributes hold differentiable values.
 
 Reading `obj.w` in differentiated code gives `obj` a cotangent with a `w`
-field. `ObjectTangent` holds those fields by name and is the tangent type of
+field. `ObjectTangent` stores those fields by name and is the tangent type of
 plain objects and dataclasses: it adds, subtracts and scales field by field,
 and `pullback.move` moves its object along it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import numbers
 import types
@@ -234,8 +235,11 @@ def method_vjp(owner, name: str, positions: tuple[int, ...]):
 
 
 def _is_callable_object(value) -> bool:
-    """Whether `value` is an instance of a class whose `__call__` is Python code."""
-    return isinstance(getattr(type(value), "__call__", None), types.FunctionType)
+    """Return whether `value` is an instance of a class whose `__call__` is Python code."""
+    # The class attribute, not callable(value): a function object is
+    # callable too, but its type's __call__ is not Python code.
+    call = getattr(type(value), "__call__", None)  # noqa: B004
+    return isinstance(call, types.FunctionType)
 
 
 def _stored_object_vjp(owner, name: str, stored, positions: tuple[int, ...]):
@@ -282,8 +286,6 @@ def _parameter_names(function) -> tuple[str, ...]:
         names = record.param_names
     else:
         names = tuple(inspect.signature(function).parameters)
-    try:
+    with contextlib.suppress(TypeError):  # An unhashable callable is not cached.
         _parameter_names_cache[function] = names
-    except TypeError:
-        pass
     return names

@@ -3,7 +3,7 @@
 Tangents and cotangents are plain values of the same structure as their
 primals: floats and NumPy floating scalars and arrays (dtype kept), and
 tuples, lists and dicts of those. `None` is the symbolic zero: a cotangent
-nobody contributed to, never allocated. An object whose attributes hold
+that no operation contributed to, never allocated. An object whose attributes hold
 differentiable values (a plain object or a dataclass, such as a layer) has
 an `ObjectTangent` with one field per differentiable attribute.
 

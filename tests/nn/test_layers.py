@@ -260,3 +260,39 @@ def test_dropout_rate_has_no_derivative():
 def test_dropout_rejects_rate_of_one():
     with pytest.raises(ValueError, match="dropout rate must be in"):
         nn.Dropout(1.0, np.random.default_rng(0))
+
+
+def test_max_pool_tie_goes_to_first_maximum():
+    x = np.array([3.0, 3.0, 1.0, 3.0]).reshape(1, 2, 2, 1)
+    value, backprop = nn.MaxPool2D(2).applied_for_backpropagation(x)
+    _, x_bar = backprop(np.full((1, 1, 1, 1), 2.0))
+    np.testing.assert_array_equal(x_bar.ravel(), [2.0, 0.0, 0.0, 0.0])
+
+
+def test_overlapping_max_pool_ties_keep_total():
+    # Every window of this constant input ties; each window's cotangent must
+    # reach exactly one element, so the cotangents sum to the windows' total.
+    x = np.ones((1, 5, 5, 2))
+    layer = nn.MaxPool2D(3, 2)
+    value, backprop = layer.applied_for_backpropagation(x)
+    y_bar = np.arange(1.0, 1.0 + value.size).reshape(value.shape)
+    _, x_bar = backprop(y_bar)
+    assert x_bar.sum() == y_bar.sum()
+    # The first element of each window is its top-left corner.
+    np.testing.assert_array_equal(x_bar[0, ::2, ::2][:2, :2], y_bar[0])
+
+
+def conv_with_bias_sum(x, filter, bias):
+    return np.sum(np.sin(nn.conv2d(x, filter, (2, 1), "same", bias)))
+
+
+def test_conv2d_function_gradient_with_bias():
+    from gradcheck import check_gradient
+
+    check_gradient(conv_with_bias_sum, normal(2, 5, 4, 2), normal(3, 2, 2, 3), normal(3))
+
+
+def test_conv2d_without_bias_matches_layer_without_bias_term():
+    x, filter, bias = normal(1, 4, 4, 2), normal(3, 3, 2, 2), normal(2)
+    np.testing.assert_allclose(nn.conv2d(x, filter, bias=bias), nn.conv2d(x, filter) + bias,
+                               rtol=1e-14)
