@@ -453,3 +453,44 @@ def test_lambda_closing_over_argument_rejected():
         pullback.gradient(lambda_passed_to_function)(normal(3), normal(3))
     assert info.value.location.lineno == lambda_passed_to_function.__code__.co_firstlineno + 1
     assert "closes over" in str(info.value)
+
+
+class Scaled:
+    """An object whose own `sum` shares its name with the array method."""
+
+    def __init__(self):
+        self.w = 2.0
+
+    def sum(self, x):
+        return x * self.w
+
+
+def own_sum_method(model, x):
+    return model.sum(x)
+
+
+def own_sum_method_from_variable(model, x):
+    method = model.sum
+    return method(x)
+
+
+def test_method_named_like_array_method_rejected():
+    # Differentiating model.sum as ndarray.sum would give a wrong gradient.
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(own_sum_method)(Scaled(), 3.0)
+    assert "Scaled.sum" in str(info.value)
+    assert "rename" in str(info.value)
+
+
+def test_array_sum_method_still_differentiated():
+    def total(x):
+        return x.sum() * 2.0
+
+    assert np.allclose(pullback.gradient(total)(np.ones(3)), 2.0)
+
+
+def test_bound_method_from_variable_rejected():
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(own_sum_method_from_variable)(Scaled(), 3.0)
+    assert "Scaled.sum" in str(info.value)
+    assert "call it on its object" in str(info.value)

@@ -362,8 +362,9 @@ class Classifier:
         `self.flatten(x)` calls the object's own method even where an array
         method has the same name.
         """
-        function = self.parsed.function
-        if "." not in function.__qualname__ or not self.normalized.params:
+        parts = self.parsed.function.__qualname__.split(".")
+        # `Model.__call__` is a method; `test.<locals>.total` is a local function.
+        if len(parts) < 2 or parts[-2] == "<locals>" or not self.normalized.params:
             return False
         return isinstance(owner, gast.Name) and owner.id == self.normalized.params[0]
 

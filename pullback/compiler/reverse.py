@@ -174,6 +174,11 @@ class ReverseBuilder:
             for _, variable in item.inputs
         }
         self.loop_frames: dict[int, _Frame] = {}
+        self.rule_results = {
+            target for item in _flatten(block)
+            if item.kind == RULE and not item.rule.structured
+            for target in item.targets
+        }
 
     # Forward pass.
 
@@ -194,6 +199,8 @@ class ReverseBuilder:
                 out.extend(self.forward_loop(item, commenter))
                 commenter.last = None
                 continue
+            if item.kind == RULE and self.is_active_operation(item):
+                out.extend(self.array_method_guard(item))
             if item.kind == USER_CALL and self.is_active_operation(item):
                 out.append(self.forward_user_call(item))
             elif item.kind == CHECKPOINT and self.is_active_operation(item):
@@ -333,6 +340,23 @@ class ReverseBuilder:
         targets = gast.Tuple(elts=[name(target, True), name(pullback, True)],
                              ctx=gast.Store())
         return gast.Assign(targets=[targets], value=vjp_call)
+
+    def array_method_guard(self, operation: Operation) -> list:
+        """Check that `owner.sum(...)` calls the array method the rule is for.
+
+        A method call is compiled by its name, so on a user object with a
+        method of the same name it would differentiate the wrong function.
+        Values that rules computed are arrays or numbers and need no check.
+        """
+        rule = operation.rule
+        if not rule.name.startswith("ndarray."):
+            return []
+        owner = operation.bindings.get("self")
+        if not isinstance(owner, gast.Name) or owner.id in self.rule_results:
+            return []
+        member = gast.Constant(value=rule.name.split(".", 1)[1], kind=None)
+        check = _runtime_call(self.aliases, "require_array_member", name(owner.id), member)
+        return [gast.Expr(value=check)]
 
     def forward_checkpoint(self, operation: Operation) -> list:
         """Call the function plainly, noting only its Generators' states."""

@@ -82,6 +82,7 @@ from pullback.runtime.structure import (
     extended_tail,
     index,
     item_cotangent,
+    require_array_member,
     sequence,
     subscript_adjoint,
     unpack_adjoint,
@@ -97,6 +98,7 @@ from pullback.runtime.tangents import (
 )
 
 __all__ = [
+    "require_array_member",
     "zero_cotangent",
     "like",
     "method_vjp",

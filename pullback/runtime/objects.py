@@ -205,6 +205,16 @@ def method_vjp(owner, name: str, positions: tuple[int, ...]):
     cotangent through the call.
     """
     attribute = getattr(owner, name)
+    if name == "__call__" and isinstance(owner, types.MethodType):
+        # The derivative with respect to the bound instance would be lost.
+        from pullback.errors import DifferentiationError
+
+        raise DifferentiationError(
+            f"a bound method, {owner.__qualname__}, is called from a variable; "
+            "differentiated code follows the derivative through its instance only "
+            "when the method is called on it",
+            hint="hint: call it on its object, as in obj.method(x)",
+        )
     if name == "__call__" and not isinstance(attribute, types.MethodType):
         attribute = owner  # A function value, called as itself.
     if isinstance(attribute, types.MethodType) and attribute.__self__ is owner:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import types
+
 import numpy as np
 
 from pullback.runtime.tangents import add, zeros_like
@@ -170,3 +173,22 @@ def dict_values_cotangent(cotangent: dict, keys: tuple, values: tuple) -> tuple:
         found = cotangent.get(key) if cotangent is not None else None
         parts.append(zeros_like(value) if found is None else found)
     return tuple(parts)
+
+
+def require_array_member(value, member: str) -> None:
+    """Raise when `value.member` is the user's own method, not NumPy's.
+
+    Differentiated code takes `x.sum()`, `x.T` and their like for the NumPy
+    members of that name. On an object whose class defines one in Python the
+    derivative would be that of the wrong function.
+    """
+    defined = inspect.getattr_static(type(value), member, None)
+    if isinstance(defined, types.FunctionType | property):
+        from pullback.errors import DifferentiationError
+
+        owner = type(value).__qualname__
+        raise DifferentiationError(
+            f"{owner}.{member} is defined by your class, but differentiated code "
+            f"compiles .{member} as the NumPy array member of that name",
+            hint=f"hint: rename the method, so .{member} means one thing",
+        )
