@@ -28,7 +28,7 @@ Wrt = str | int | tuple[str | int, ...] | None
 
 
 def _compile_for_caller(function, wrt: tuple[str, ...]):
-    return compile_vjp(function, wrt).vjp
+    return compile_vjp(function, wrt)
 
 
 class _Compiled:
@@ -45,7 +45,7 @@ class _Compiled:
         self.compiled = compile_vjp(function, wrt)
 
     def get(self) -> CompiledVJP:
-        if self.generation != registry.generation:
+        if self.generation != registry.generation or not self.compiled.is_current():
             self.compiled = compile_vjp(self.function, self.wrt)
             self.generation = registry.generation
         return self.compiled
@@ -260,9 +260,7 @@ def value_and_gradient(f: Callable, wrt: Wrt = None) -> Callable:
 
     @functools.wraps(f)
     def value_and_gradient_of_f(*args, **kwargs):
-        compiled = cached.compiled
-        if cached.generation != registry.generation:
-            compiled = cached.get()
+        compiled = cached.get()
         vjp = compiled.vjp if compiled.numbers_vjp is None else _vjp_for(
             compiled, args, kwargs)
         if vjp is compiled.numbers_vjp:

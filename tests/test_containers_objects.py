@@ -494,3 +494,80 @@ def test_bound_method_from_variable_rejected():
         pullback.gradient(own_sum_method_from_variable)(Scaled(), 3.0)
     assert "Scaled.sum" in str(info.value)
     assert "call it on its object" in str(info.value)
+
+
+def repeated_index_add(x, v):
+    y = x * 1.0
+    y[[1, 1]] += v
+    return np.sum(y * y)
+
+
+def list_repetition(x):
+    copies = [x] * 3
+    return copies[0] + copies[2]
+
+
+def list_concatenation(x):
+    parts = [x] + [x * 2.0]
+    return parts[0] + parts[1]
+
+
+def alias_updated_in_loop(x):
+    y = x * 1.0
+    saved = y
+    for _ in range(2):
+        y += x
+    return np.sum(saved * x)
+
+
+activation = np.sin
+
+
+def calls_global_activation(x):
+    return activation(x)
+
+
+def test_repeated_index_write_rejected():
+    # NumPy keeps only the last write to a repeated index.
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(repeated_index_add)(normal(3), 0.7)
+    assert "more than once" in str(info.value)
+
+
+@pytest.mark.parametrize("function", [list_repetition, list_concatenation])
+def test_sequence_arithmetic_rejected(function):
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(function)(1.3)
+    assert info.value.location.lineno == function.__code__.co_firstlineno + 1
+    assert "list or tuple" in str(info.value)
+
+
+def test_alias_updated_in_loop_rejected():
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(alias_updated_in_loop)(normal(3))
+    assert "saved names the same value" in str(info.value)
+
+
+def test_rebound_global_function_recompiles():
+    global activation
+    gradient_of = pullback.gradient(calls_global_activation)
+    assert gradient_of(0.5) == pytest.approx(np.cos(0.5), rel=1e-12)
+    try:
+        activation = np.cos
+        assert gradient_of(0.5) == pytest.approx(-np.sin(0.5), rel=1e-12)
+        assert pullback.gradient(lambda x: calls_global_activation(x) * 2.0)(
+            0.5
+        ) == pytest.approx(-2.0 * np.sin(0.5), rel=1e-12)
+    finally:
+        activation = np.sin
+
+
+def test_hook_of_wrong_shape_rejected():
+    def hooked(x):
+        y = pullback.with_derivative(x * 2.0, lambda g: g[:1])
+        return np.sum(y)
+
+    with pytest.raises(pullback.errors.CotangentError) as info:
+        pullback.gradient(hooked)(np.ones(3))
+    assert "(1,)" in str(info.value)
+    assert "(3,)" in str(info.value)

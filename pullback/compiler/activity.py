@@ -20,6 +20,8 @@ from pullback.compiler.classify import (
     CHECKPOINT,
     EXPLICIT,
     NO_DERIVATIVE,
+    PACK,
+    RULE,
     UNSUPPORTED,
     USER_CALL,
     USER_METHOD,
@@ -179,9 +181,41 @@ def _check_escaping_closures(block: list, activity: Activity, parsed) -> None:
                 )
 
 
+# Rules whose results are lists or dicts whatever their inputs are.
+_SEQUENCE_RULES = {
+    "pullback.runtime.structure.appended",
+    "pullback.runtime.structure.extended",
+    "pullback.runtime.structure.dict_of",
+}
+
+
+def _check_sequence_arithmetic(block: list, activity: Activity, parsed) -> None:
+    """Raise for + or * on a list or tuple display: concatenation or repetition."""
+    sequences = {
+        target for operation in _operations(block)
+        if operation.kind == PACK
+        or (operation.kind == RULE and operation.rule.name in _SEQUENCE_RULES)
+        for target in operation.targets
+    }
+    for operation in _operations(block):
+        if operation.kind != RULE or not operation.rule.arithmetic:
+            continue
+        for _, variable in operation.inputs:
+            if variable in sequences and variable in activity.varied:
+                raise DifferentiationError(
+                    "an arithmetic operator is applied to a list or tuple, where + "
+                    "concatenates and * repeats; differentiated code differentiates "
+                    "them only on numbers and arrays",
+                    parsed.location(operation.statement),
+                    "hint: build the sequence with append or a comprehension, or "
+                    "use np.concatenate and np.tile on arrays",
+                )
+
+
 def check_unsupported(block: list, activity: Activity, parsed) -> None:
     """Raise for a call without derivative whose result needs one."""
     _check_escaping_closures(block, activity, parsed)
+    _check_sequence_arithmetic(block, activity, parsed)
     for operation in _operations(block):
         keyword_reads = getattr(operation, "keyword_reads", ())
         varied_keywords = [n for n in keyword_reads if n in activity.varied]

@@ -104,6 +104,8 @@ class Classifier:
     def __init__(self, normalized: NormalizedFunction):
         self.normalized = normalized
         self.parsed = normalized.parsed
+        # Free name -> the object compile-time dispatch relied on.
+        self.resolved: dict[str, object] = {}
 
     def block(self, statements: list) -> list:
         return [self.statement(s) for s in statements]
@@ -224,6 +226,7 @@ class Classifier:
             return _UNRESOLVED
         elif node.id in values:
             value = values[node.id]
+            self.resolved[node.id] = value
         elif hasattr(builtins, node.id) and not _is_user_name(node):
             value = getattr(builtins, node.id)  # A builtin the normalizer called.
         else:
@@ -518,9 +521,14 @@ def _source(node) -> str:
     return ast.unparse(gast.gast_to_ast(node))
 
 
-def classify(normalized: NormalizedFunction) -> list:
-    """Return the operations and branches of a normalized function's body."""
-    return Classifier(normalized).block(normalized.body)
+def classify(normalized: NormalizedFunction) -> tuple[list, dict]:
+    """Return the operations and branches of a normalized function's body.
+
+    Also return the free names whose objects the classification relied on,
+    such as `np` for a call to `np.sin`.
+    """
+    classifier = Classifier(normalized)
+    return classifier.block(normalized.body), classifier.resolved
 
 
 def display_name(callee) -> str:

@@ -472,6 +472,8 @@ class _Normalizer:
             headers[user_name] = header
             if previous is not None:
                 out.append(_assign(header, _name(previous), lineno))
+                if previous in self.alias_groups:
+                    self.alias_groups[header] = self.alias_groups[previous]
             elif not (is_for and user_name == getattr(node.target, "id", None)):
                 # First bound inside the loop. Binding None keeps every copy
                 # between versions well defined; the only change from Python

@@ -38,12 +38,49 @@ class CompiledVJP:
     zero_derivatives: dict[str, str]
     # Position of each `wrt` parameter among `params`.
     wrt_positions: tuple[int, ...] = ()
+    # Free name -> the object the compiled code was specialized for.
+    resolved: dict = dataclasses.field(default_factory=dict)
     # The VJP for calls whose arguments are all Python numbers, when the
     # function does only arithmetic; None otherwise.
     numbers_vjp: types.FunctionType | None = None
 
     def __post_init__(self):
         self.wrt_positions = tuple(self.params.index(name) for name in self.wrt)
+
+    def is_current(self) -> bool:
+        """Whether every free name still names the object compiled against.
+
+        Rules are chosen when compiling, so rebinding a global such as
+        `activation = np.tanh` to another function needs a new VJP. Called on
+        every gradient call, so the checks are prepared once.
+        """
+        checks = self.__dict__.get("_checks")
+        if checks is None:
+            checks = self.__dict__["_checks"] = self._prepare_checks()
+        for holder, key, value in checks:
+            if key is None:  # A closure cell.
+                try:
+                    if holder.cell_contents is not value:
+                        return False
+                except ValueError:
+                    return False
+            elif holder.get(key, value) is not value:
+                return False
+        return True
+
+    def _prepare_checks(self) -> list:
+        code = getattr(self.function, "__code__", None)
+        if code is None or not self.resolved:
+            return []
+        cells = dict(zip(code.co_freevars, self.function.__closure__ or (), strict=True))
+        namespace = self.function.__globals__
+        checks = []
+        for free_name, value in self.resolved.items():
+            if free_name in cells:
+                checks.append((cells[free_name], None, value))
+            elif free_name in namespace:
+                checks.append((namespace, free_name, value))
+        return checks
 
 
 _cache: dict[tuple, CompiledVJP] = {}
@@ -123,7 +160,7 @@ def compile_vjp(function, wrt=None) -> CompiledVJP:
     key = (function, wrt_names)
     with _lock:
         compiled = _cache.get(key)
-        if compiled is None:
+        if compiled is None or not compiled.is_current():
             compiled = _compile(function, wrt_names)
             _cache[key] = compiled
         return compiled
@@ -196,7 +233,7 @@ def _compile(function: types.FunctionType, wrt: tuple[str, ...]) -> CompiledVJP:
     aliases = _aliases(parsed, runtime, local_names)
 
     normalized = normalize_function(parsed, namer, runtime)
-    block = classify(normalized)
+    block, resolved = classify(normalized)
     activity = activity_pass.analyze(block, normalized.params, list(wrt), normalized.result)
     activity_pass.check_unsupported(block, activity, parsed)
 
@@ -226,6 +263,7 @@ def _compile(function: types.FunctionType, wrt: tuple[str, ...]) -> CompiledVJP:
     compiled = CompiledVJP(function, tuple(normalized.params), wrt, vjp, source,
                            filename, zero)
     compiled.numbers_vjp = numbers_vjp
+    compiled.resolved = resolved
     return compiled
 
 

@@ -89,6 +89,16 @@ def unbroadcast(cotangent, primal):
         and cotangent.dtype == primal.dtype
     ):
         return cotangent
+    if isinstance(primal, list | tuple):
+        from pullback.errors import DifferentiationError
+
+        raise DifferentiationError(
+            f"an arithmetic operator was applied to a {type(primal).__name__}, "
+            "where + concatenates and * repeats; differentiated code "
+            "differentiates them only on numbers and arrays",
+            hint="hint: build the sequence with append or a comprehension, or "
+            "use np.concatenate and np.tile on arrays",
+        )
     primal_shape = _shape(primal)
     cotangent_shape = _shape(cotangent)
     if cotangent_shape != primal_shape:

@@ -61,7 +61,18 @@ def apply_hook(hook, cotangent):
     if isinstance(cotangent, np.ndarray):
         cotangent = cotangent.copy()
     replacement = hook(cotangent)
-    return cotangent if replacement is None else replacement
+    if replacement is None:
+        return cotangent
+    if np.shape(replacement) != np.shape(cotangent):
+        from pullback.errors import CotangentError
+
+        name = getattr(hook, "__name__", repr(hook))
+        raise CotangentError(
+            f"the with_derivative hook {name} returned a cotangent of shape "
+            f"{np.shape(replacement)} for a value of shape {np.shape(cotangent)}; "
+            "return one of the same shape, or None to keep the cotangent"
+        )
+    return replacement
 
 
 # Attribute naming the function a checkpointed wrapper recomputes.

@@ -30,7 +30,11 @@ _compiler_hook: Callable | None = None
 
 
 def set_compiler_hook(hook: Callable) -> None:
-    """Install `hook(function, wrt) -> vjp`, which compiles plain functions."""
+    """Install `hook(function, wrt)`, which compiles plain functions.
+
+    The hook returns an object with the VJP as `vjp` and an `is_current()`
+    method that says whether the VJP still matches the function's globals.
+    """
     global _compiler_hook
     _compiler_hook = hook
 
@@ -67,12 +71,24 @@ def custom_derivative(function):
     return _custom.get(_key(function))
 
 
+class _Registered:
+    """A cache entry for a registered derivative, which never goes stale."""
+
+    __slots__ = ("vjp",)
+
+    def __init__(self, vjp):
+        self.vjp = vjp
+
+    def is_current(self) -> bool:
+        return True
+
+
 def vjp_of(function, *wrt: str) -> Callable:
     """Return the VJP of `function` with respect to the parameters `wrt`."""
     key = (_key(function), wrt)
-    vjp = _compiled.get(key)
-    if vjp is not None:
-        return vjp
+    compiled = _compiled.get(key)
+    if compiled is not None and compiled.is_current():
+        return compiled.vjp
     record = custom_derivative(function)
     if record is not None:
         vjp = record.vjp_for(wrt)
@@ -86,6 +102,8 @@ def vjp_of(function, *wrt: str) -> Callable:
             "generated code"
         )
     else:
-        vjp = _compiler_hook(function, wrt)
-    _compiled[key] = vjp
+        compiled = _compiler_hook(function, wrt)
+        _compiled[key] = compiled
+        return compiled.vjp
+    _compiled[key] = _Registered(vjp)
     return vjp

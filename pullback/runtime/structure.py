@@ -98,7 +98,10 @@ def with_item(container, index, value):
     the pullback can still read the old one and arrays passed in are never
     changed.
     """
-    if isinstance(container, np.ndarray | list | dict):
+    if isinstance(container, np.ndarray):
+        _reject_repeated_positions(container, index)
+        updated = container.copy()
+    elif isinstance(container, list | dict):
         updated = container.copy()
     else:
         raise TypeError(
@@ -107,6 +110,27 @@ def with_item(container, index, value):
         )
     updated[index] = value
     return updated
+
+
+def _reject_repeated_positions(array: np.ndarray, index) -> None:
+    """Raise when a fancy index writes one element more than once.
+
+    NumPy keeps only the last of such writes, so the earlier values have no
+    derivative, which the item's cotangent cannot express.
+    """
+    if _is_basic_index(index):
+        return
+    positions = np.arange(array.size).reshape(array.shape)[index]
+    if np.unique(positions).size != np.size(positions):
+        from pullback.errors import DifferentiationError
+
+        raise DifferentiationError(
+            f"an item write with the index {index!r} writes one element more "
+            "than once; NumPy keeps only the last value, and differentiated code "
+            "does not support such writes",
+            hint="hint: make the indices unique, or add with np.add.at semantics "
+            "by building the update with np.bincount",
+        )
 
 
 def without_item(cotangent, index):
