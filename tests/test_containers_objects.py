@@ -571,3 +571,17 @@ def test_hook_of_wrong_shape_rejected():
         pullback.gradient(hooked)(np.ones(3))
     assert "(1,)" in str(info.value)
     assert "(3,)" in str(info.value)
+
+
+def dict_items_loop(table):
+    total = 0.0
+    for _, value in table.items():
+        total = total + value * 2.0
+    return total
+
+
+def test_builtin_container_method_rejected():
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(dict_items_loop)({"a": 1.0})
+    assert ".items()" in str(info.value)
+    assert "for k in d" in str(info.value)

@@ -228,6 +228,16 @@ def method_vjp(owner, name: str, positions: tuple[int, ...]):
         return bound_vjp
     if _is_callable_object(attribute):
         return _stored_object_vjp(owner, name, attribute, positions)
+    if not isinstance(attribute, types.FunctionType) and custom_derivative_of(attribute) is None:
+        # A method of a builtin type, such as dict.items or list.pop.
+        from pullback.errors import DifferentiationError
+
+        raise DifferentiationError(
+            f"the method .{name}() of a {type(owner).__name__} has no derivative "
+            "in differentiated code",
+            hint="hint: index the container instead (for a dict, `for k in d:` "
+            "then `d[k]`), or compute the value outside the differentiated function",
+        )
     names = _parameter_names(attribute)
     inner = [p - 1 for p in positions if p > 0]
     vjp = vjp_of(attribute, *(names[p] for p in inner))
@@ -277,6 +287,12 @@ def _stored_object_vjp(owner, name: str, stored, positions: tuple[int, ...]):
 # because `inspect.signature` costs more than a small layer's arithmetic.
 _parameter_names_cache: dict = {}
 _parameter_names_generation = -1
+
+
+def custom_derivative_of(function):
+    from pullback.runtime import registry
+
+    return registry.custom_derivative(function)
 
 
 def _parameter_names(function) -> tuple[str, ...]:
