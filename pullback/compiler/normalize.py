@@ -558,6 +558,8 @@ class _Normalizer:
 
     def assign_item(self, target, value, env: dict, out: list) -> None:
         """`y[i] = v` binds a new version of y: `y_1 = rt.with_item(y, i, v)`."""
+        # NOTE: a view, list or object that shares y's array does not see this
+        # write, as it would in plain Python; only `z = y` aliases are checked.
         if not isinstance(target.value, gast.Name):
             raise DifferentiationError(
                 "only items of a plain variable can be assigned in differentiated "
