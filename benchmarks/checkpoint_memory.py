@@ -29,6 +29,7 @@ import time
 import tracemalloc
 
 import numpy as np
+from machine import cpu_model
 
 from pullback import checkpointed, gradient, value_and_pullback
 
@@ -171,15 +172,6 @@ def gradient_milliseconds(functions: dict, x, repeats: int) -> dict:
     }
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> int:

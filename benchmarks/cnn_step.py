@@ -47,6 +47,8 @@ import time
 import timeit
 from pathlib import Path
 
+from machine import cpu_model
+
 TARGET_RATIO = 1.5
 BATCH_SIZE = 64
 LEARNING_RATE = 3e-3
@@ -311,15 +313,6 @@ def time_in_processes(names, rounds: int, repeats: int, seconds: float):
     }
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def print_machine(threads: int) -> None:

@@ -32,6 +32,7 @@ import sys
 import tracemalloc
 
 import numpy as np
+from machine import cpu_model
 
 import pullback
 
@@ -153,15 +154,6 @@ def measure(name: str, step_counts: tuple) -> dict:
     }
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def print_machine() -> None:

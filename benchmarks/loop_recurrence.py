@@ -42,6 +42,7 @@ import sys
 import timeit
 
 import numpy as np
+from machine import cpu_model
 
 import pullback
 from pullback import runtime as pullback_runtime
@@ -250,15 +251,6 @@ def time_per_call(found: dict, repeats: int, seconds: float) -> dict:
     return samples
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def print_machine() -> None:
