@@ -770,7 +770,8 @@ def _callee_word(callee) -> str:
 
 
 def _base_name(parsed) -> str:
-    return "lambda" if parsed.is_lambda else parsed.name
+    # `__call__` names its VJP `call_vjp`, not `call___vjp`.
+    return "lambda" if parsed.is_lambda else parsed.name.strip("_") or "function"
 
 
 def _arguments(names: list[str]):
