@@ -1,4 +1,4 @@
-"""What the benchmark scripts report about the machine they ran on."""
+"""The machine details that benchmark scripts print beside their results."""
 
 import platform
 

@@ -1,7 +1,7 @@
 """Reject syntax outside the differentiable subset, at compile time.
 
 Each rejection is an `UnsupportedSyntaxError` (a `SyntaxError` too) that names
-the construct, points at the user's file, line and column, and says what to
+the construct, points at the user's file, line and column, and suggests what to
 write instead. Nothing unsupported is left to fail in the backward pass.
 """
 

@@ -479,7 +479,7 @@ def _registered_signature(callee, parameters) -> inspect.Signature:
 
 
 def _is_callable_object(value) -> bool:
-    """An instance whose class defines __call__ in Python, such as a model."""
+    """Return whether `value` is an instance whose class defines __call__ in Python."""
     if isinstance(value, type | types.FunctionType | types.MethodType):
         return False
     call = inspect.getattr_static(type(value), "__call__", None)

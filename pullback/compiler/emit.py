@@ -4,7 +4,7 @@ The VJP is compiled inside a factory function whose parameters are the
 runtime alias and the user's closure variables, only so that its code object
 has those names as free variables. The factory never runs: the VJP function is
 built from that code object with the user's own globals and closure cells, so
-it sees later changes to either, exactly as the user's function does.
+it reads later changes to either, exactly as the user's function does.
 
 The compiled text is written to a file in a cache folder and registered in
 `linecache` under that file's name, so tracebacks and `pdb` show generated

@@ -2,7 +2,7 @@
 
 After this pass a loop body has no `break`, `continue` or `return`: each path
 through an iteration runs to the end of the body. A `break` sets a flag that
-the loop tests after the iteration; a `return` stores its value, sets a
+the loop tests after the iteration. A `return` stores its value, sets a
 second flag and breaks, and the statement after the loop returns it. Every
 iteration that starts then also finishes, which is what lets the pullback
 replay whole iterations in reverse.

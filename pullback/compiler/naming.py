@@ -1,7 +1,7 @@
 """Every name that generated code introduces.
 
 Cotangent of `x` is `x_bar`; temporaries are named after what they hold
-(`sin_x`, `x_times_w`). A `Namer` knows every name the user's function and its
+(`sin_x`, `x_times_w`). A `Namer` records every name the user's function and its
 globals use, so a generated name never shadows one of them: a clash gets a
 numeric suffix (`x_bar_2`).
 """
@@ -80,7 +80,7 @@ class Namer:
         return version
 
     def temporary(self, node) -> str:
-        """Return a fresh name for the temporary that holds `node`'s value."""
+        """Return a fresh name for the temporary that stores `node`'s value."""
         return self.fresh(describe(node))
 
 
@@ -163,8 +163,8 @@ def _fallback(node) -> str:
 
 def _is_module_path(node) -> bool:
     """Guess whether an attribute owner like `np` or `np.linalg` is a module."""
-    # The owner of a method call is a value, the owner of `np.sin` a module;
-    # parse.py resolves which is which, naming only wants a readable word.
+    # The owner of a method call is a value and the owner of `np.sin` a module.
+    # Classification resolves which is which, so here a readable word is enough.
     while isinstance(node, gast.Attribute):
         node = node.value
     return isinstance(node, gast.Name) and node.id in _MODULE_ALIASES

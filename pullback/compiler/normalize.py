@@ -245,7 +245,7 @@ class _Normalizer:
         if function is None:
             return None
         if isinstance(function, gast.Lambda):
-            # A lambda assigned to a name: inline it while that name holds it.
+            # A lambda assigned to a name is inlined while that name still refers to it.
             return function if env.get(callee.id) in self.lambda_versions else None
         return function if callee.id not in env else None
 
@@ -454,8 +454,8 @@ class _Normalizer:
     def loop_statement(self, node, env: dict, out: list) -> None:
         """Normalize a loop: entry copies, body, back-edge copies, exit test.
 
-        Each variable the body assigns gets a header name that holds its value
-        at the start of an iteration: bound before the loop (an entry copy)
+        Each variable the body assigns gets a header name for its value at the
+        start of an iteration: bound before the loop (an entry copy)
         when the variable exists there, and again at the end of every
         iteration (a back-edge copy).
         """
@@ -476,9 +476,9 @@ class _Normalizer:
                     self.alias_groups[header] = self.alias_groups[previous]
             elif not (is_for and user_name == getattr(node.target, "id", None)):
                 # First bound inside the loop. Binding None keeps every copy
-                # between versions well defined; the only change from Python
-                # is that reading it before the loop binds it gives None, not
-                # an UnboundLocalError.
+                # between versions well defined. The only change from Python is
+                # that reading it before the loop binds it gives None, not an
+                # UnboundLocalError.
                 none = gast.Constant(value=None, kind=None)
                 out.append(_assign(header, none, lineno))
         body_env = dict(env)
@@ -559,7 +559,7 @@ class _Normalizer:
     def assign_item(self, target, value, env: dict, out: list) -> None:
         """`y[i] = v` binds a new version of y: `y_1 = rt.with_item(y, i, v)`."""
         # NOTE: a view, list or object that shares y's array does not see this
-        # write, as it would in plain Python; only `z = y` aliases are checked.
+        # write, though it would in plain Python. Only `z = y` aliases are checked.
         if not isinstance(target.value, gast.Name):
             raise DifferentiationError(
                 "only items of a plain variable can be assigned in differentiated "
@@ -865,7 +865,7 @@ def normalize_function(parsed: ParsedFunction, namer: Namer,
     else:
         statements = desugar_loop_exits(copy.deepcopy(node.body), namer)
         if not _returns_always(statements):
-            # Python returns None from a path that falls off the end; a path
+            # Python returns None from a path that falls off the end. A path
             # that cannot really be taken (after a for-else, say) then costs
             # nothing, and one that is taken returns None as it would.
             implicit = gast.Return(value=gast.Constant(value=None, kind=None))

@@ -2,7 +2,7 @@
 
 Templates are written for the general case, so `x ** 2` first becomes
 `g * 2 * x ** (2 - 1)`; folding turns that into `g * 2 * x`. Dead code
-elimination drops cotangents nobody reads. The forward pass is the user's own
+elimination drops cotangents that no statement reads. The forward pass is the user's own
 code and is left alone.
 """
 
@@ -97,7 +97,7 @@ _EFFECTFUL_HELPERS = {"apply_hook", "recompute", "vjp_of"}
 
 
 def _is_pure(value) -> bool:
-    """Whether evaluating `value` has no effect besides its result."""
+    """Return whether evaluating `value` has no effect besides its result."""
     for node in gast.walk(value):
         if isinstance(node, gast.Call):
             func = node.func
@@ -109,7 +109,7 @@ def _is_pure(value) -> bool:
 
 
 def _eliminate_dead(statements: list, live: set[str]) -> tuple[list, bool]:
-    """Remove pure assignments whose targets nobody reads afterwards."""
+    """Remove pure assignments whose targets no later statement reads."""
     changed = False
     kept = []
     for statement in reversed(statements):

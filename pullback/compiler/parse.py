@@ -1,8 +1,8 @@
 """Find a function's source, parse it with gast, and resolve its free names.
 
 The source is read from the whole file the code object points to, so a lambda
-or a nested function is found by its position: the code object's first line
-and, when several lambdas share that line, its parameters and constants.
+or a nested function is found by its position. That is the code object's first
+line and, when several lambdas share that line, its parameters and constants.
 Lambdas that match on all of those compile to the same code, so either is
 right. Parsing the whole file keeps every
 line and column the user sees in error messages exact.

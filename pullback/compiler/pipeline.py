@@ -48,7 +48,7 @@ class CompiledVJP:
         self.wrt_positions = tuple(self.params.index(name) for name in self.wrt)
 
     def is_current(self) -> bool:
-        """Whether every free name still names the object compiled against.
+        """Return whether every free name still refers to the object compiled against.
 
         Rules are chosen when compiling, so rebinding a global such as
         `activation = np.tanh` to another function needs a new VJP. Called on

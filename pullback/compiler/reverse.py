@@ -228,7 +228,7 @@ class ReverseBuilder:
         return name(builtin_name)
 
     def zero(self, variable: str):
-        """The zero a cotangent starts from before contributions add to it.
+        """Return the zero a cotangent starts from before contributions add to it.
 
         It must support +, so an int variable's zero is 0.0 rather than the
         None that stands for "no tangent".

@@ -1,4 +1,4 @@
-"""What generated code and users call while a derivative runs.
+"""The functions generated code and users call while a derivative runs.
 
 Generated code reaches this package through one reserved alias. It never
 imports the compiler, so a generated module runs without it.

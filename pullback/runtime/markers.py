@@ -42,7 +42,7 @@ def with_derivative(x, hook):
     The hook receives the cotangent flowing back through this use and may
     return a replacement. A hook that returns None only observes, though it
     may change an array cotangent in place. Hooks run in the reverse order of
-    the forward pass, and each sees only the cotangent of its own use::
+    the forward pass, and each receives only the cotangent of its own use::
 
         y = with_derivative(np.sin(x), lambda g: print("sin", g))
     """
@@ -56,7 +56,7 @@ def apply_hook(hook, cotangent):
 
     Cotangents of the operands of `a + b` are one array object, so a hook
     that mutates its argument in place gets a private copy: it must not
-    change the cotangent another use sees.
+    change the cotangent another use receives.
     """
     if isinstance(cotangent, np.ndarray):
         cotangent = cotangent.copy()

@@ -33,7 +33,7 @@ def set_compiler_hook(hook: Callable) -> None:
     """Install `hook(function, wrt)`, which compiles plain functions.
 
     The hook returns an object with the VJP as `vjp` and an `is_current()`
-    method that says whether the VJP still matches the function's globals.
+    method that returns whether the VJP still matches the function's globals.
     """
     global _compiler_hook
     _compiler_hook = hook

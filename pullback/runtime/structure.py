@@ -11,7 +11,7 @@ from pullback.runtime.tangents import add, zeros_like
 
 
 def _is_basic_index(index) -> bool:
-    """Whether `index` selects each element at most once (no fancy indexing)."""
+    """Return whether `index` is basic (ints, slices, None, Ellipsis): no element twice."""
     parts = index if isinstance(index, tuple) else (index,)
     for part in parts:
         if part is None or part is Ellipsis or isinstance(part, slice):

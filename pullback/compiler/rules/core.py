@@ -220,7 +220,7 @@ def operator(
 ) -> Rule:
     """Register a Python operator by its gast class name ("Add", "USub").
 
-    Binary operators broadcast unless `broadcasting=False` says their
+    Binary operators broadcast unless `broadcasting=False` declares that their
     templates already return each operand's shape.
     """
     params = parse_signature(signature)

@@ -1,6 +1,6 @@
 """The computed set of library callables that have no derivative rule.
 
-Nobody lists unsupported functions by hand: every public callable of NumPy and
+Unsupported functions are not listed by hand: every public callable of NumPy and
 `math` that is neither given a rule nor marked non-differentiable is
 unsupported, and calling one on a differentiated value is a compile error that
 suggests `derivative_of`.
