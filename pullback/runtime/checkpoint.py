@@ -58,8 +58,12 @@ def _same_value(a, b) -> bool:
     try:
         if np.shape(a) != np.shape(b):
             return False
-        # A pure function recomputes the same bits; the tolerant comparison,
-        # which needs several temporary arrays, only runs when they differ.
+        # A pure function recomputes the same bits, which the plain
+        # comparison confirms with one boolean temporary. The NaN-aware and
+        # tolerant comparisons copy both arrays, so they run only when the
+        # bits differ.
+        if np.array_equal(a, b):
+            return True
         if np.array_equal(a, b, equal_nan=True):
             return True
         return bool(np.allclose(a, b, rtol=1e-9, atol=0.0, equal_nan=True))
