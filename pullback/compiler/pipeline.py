@@ -274,6 +274,7 @@ def _build_vjp(normalized, block, activity, wrt, aliases, scalars: bool):
     pullback_node = next(s for s in vjp_node.body if isinstance(s, gast.FunctionDef))
     optimize.optimize_pullback(pullback_node)
     optimize.release_dead_locals(pullback_node)
+    optimize.release_dead_forward_locals(vjp_node)
     vjp_node.body = emit.drop_orphan_comments(vjp_node.body)
     return vjp_node
 
