@@ -272,7 +272,7 @@ def _top_level_stores(statement) -> set[str]:
     }
 
 
-def release_dead_locals(pullback: gast.FunctionDef) -> None:
+def release_dead_locals(pullback: gast.FunctionDef, captured: set[str] = frozenset()) -> None:
     """Delete each pullback local after its last use, in place.
 
     Every cotangent and recomputed pullback has a name of its own, so without
@@ -280,6 +280,10 @@ def release_dead_locals(pullback: gast.FunctionDef) -> None:
     checkpointed blocks would hold every block's recomputed intermediates at
     once. Only names that plain assignments at the top level bind are
     deleted, since those are bound on every path.
+
+    `captured` names forward values that the pullback may delete as well,
+    through `nonlocal`. That makes the pullback single-use, so only a caller
+    that runs it once passes them.
     """
     body = pullback.body
     if not body or not isinstance(body[-1], gast.Return):
@@ -292,7 +296,10 @@ def release_dead_locals(pullback: gast.FunctionDef) -> None:
             deletable.add(stored)
             last_use.setdefault(stored, index)
         for read in _reads(statement):
-            if read in last_use:
+            if read in captured:
+                deletable.add(read)
+                last_use[read] = index
+            elif read in last_use:
                 last_use[read] = index
     releases: dict[int, list[str]] = {}
     for local in sorted(deletable - returned):
@@ -306,7 +313,22 @@ def release_dead_locals(pullback: gast.FunctionDef) -> None:
                        for n in names]
             released.append(gast.Delete(targets=targets))
     released.append(body[-1])
+    outer = sorted((deletable - returned) & captured)
+    if outer:
+        released.insert(0, gast.Nonlocal(names=outer))
     pullback.body = released
+
+
+def forward_names(vjp: gast.FunctionDef) -> set[str]:
+    """Names the VJP binds before its pullback: parameters and forward locals."""
+    arguments = vjp.args
+    names = {a.id for a in arguments.posonlyargs + arguments.args + arguments.kwonlyargs}
+    for statement in vjp.body:
+        if isinstance(statement, gast.FunctionDef):
+            break
+        names |= {n.id for n in gast.walk(statement)
+                  if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
+    return names
 
 
 def _nested_reads(statements: list) -> set[str]:
