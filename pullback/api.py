@@ -27,8 +27,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 Wrt = str | int | tuple[str | int, ...] | None
 
 
-def _compile_for_caller(function, wrt: tuple[str, ...]):
-    return compile_vjp(function, wrt)
+def _compile_for_caller(function, wrt: tuple[str, ...], single_use: bool = False):
+    return compile_vjp(function, wrt, single_use=single_use)
 
 
 class _Compiled:

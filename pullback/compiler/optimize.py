@@ -272,7 +272,7 @@ def _top_level_stores(statement) -> set[str]:
     }
 
 
-def release_dead_locals(pullback: gast.FunctionDef) -> None:
+def release_dead_locals(pullback: gast.FunctionDef, captured: set[str] = frozenset()) -> None:
     """Delete each pullback local after its last use, in place.
 
     Every cotangent and recomputed pullback has a name of its own, so without
@@ -280,6 +280,10 @@ def release_dead_locals(pullback: gast.FunctionDef) -> None:
     checkpointed blocks would hold every block's recomputed intermediates at
     once. Only names that plain assignments at the top level bind are
     deleted, since those are bound on every path.
+
+    `captured` names forward values that the pullback may delete as well,
+    through `nonlocal`. That makes the pullback single-use, so only a caller
+    that runs it once passes them.
     """
     body = pullback.body
     if not body or not isinstance(body[-1], gast.Return):
@@ -292,7 +296,10 @@ def release_dead_locals(pullback: gast.FunctionDef) -> None:
             deletable.add(stored)
             last_use.setdefault(stored, index)
         for read in _reads(statement):
-            if read in last_use:
+            if read in captured:
+                deletable.add(read)
+                last_use[read] = index
+            elif read in last_use:
                 last_use[read] = index
     releases: dict[int, list[str]] = {}
     for local in sorted(deletable - returned):
@@ -306,4 +313,72 @@ def release_dead_locals(pullback: gast.FunctionDef) -> None:
                        for n in names]
             released.append(gast.Delete(targets=targets))
     released.append(body[-1])
+    outer = sorted((deletable - returned) & captured)
+    if outer:
+        released.insert(0, gast.Nonlocal(names=outer))
     pullback.body = released
+
+
+def forward_names(vjp: gast.FunctionDef) -> set[str]:
+    """Names the VJP binds before its pullback: parameters and forward locals."""
+    arguments = vjp.args
+    names = {a.id for a in arguments.posonlyargs + arguments.args + arguments.kwonlyargs}
+    for statement in vjp.body:
+        if isinstance(statement, gast.FunctionDef):
+            break
+        names |= {n.id for n in gast.walk(statement)
+                  if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
+    return names
+
+
+def _nested_reads(statements: list) -> set[str]:
+    """Names that lambdas and nested functions read: their cells must stay."""
+    reads = set()
+    for statement in statements:
+        for node in gast.walk(statement):
+            if isinstance(node, gast.Lambda | gast.FunctionDef):
+                body = node.body if isinstance(node.body, list) else [node.body]
+                for part in body:
+                    reads |= _reads(part)
+    return reads
+
+
+def release_dead_forward_locals(vjp: gast.FunctionDef) -> None:
+    """Delete each forward local after its last use, unless the pullback reads it.
+
+    A value computed only to compute the next one, such as `b` in
+    `c = np.tanh(a * x)` normalized to `b = a * x; c = np.tanh(b)`, would
+    otherwise stay alive until the VJP returns, next to every value the
+    pullback keeps. Only names that plain assignments at the top level bind
+    are deleted, and never a name that the pullback, a nested function or
+    the returned value reads.
+    """
+    body = vjp.body
+    split = next((i for i, s in enumerate(body) if isinstance(s, gast.FunctionDef)), None)
+    if split is None or not isinstance(body[-1], gast.Return):
+        return
+    forward = body[:split]
+    kept = _nested_reads(forward) | _reads(body[-1])
+    for statement in body[split:-1]:
+        kept |= _reads(statement)
+    last_use: dict[str, int] = {}
+    deletable: set[str] = set()
+    for index, statement in enumerate(forward):
+        for stored in _top_level_stores(statement):
+            deletable.add(stored)
+            last_use.setdefault(stored, index)
+        for read in _reads(statement):
+            if read in last_use:
+                last_use[read] = index
+    releases: dict[int, list[str]] = {}
+    for local in sorted(deletable - kept):
+        releases.setdefault(last_use[local], []).append(local)
+    released = []
+    for index, statement in enumerate(forward):
+        released.append(statement)
+        names = releases.get(index)
+        if names:
+            targets = [gast.Name(id=n, ctx=gast.Del(), annotation=None, type_comment=None)
+                       for n in names]
+            released.append(gast.Delete(targets=targets))
+    vjp.body = released + body[split:]

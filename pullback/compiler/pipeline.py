@@ -143,8 +143,12 @@ def resolve_wrt(function, wrt) -> tuple[str, ...]:
     return tuple(names)
 
 
-def compile_vjp(function, wrt=None) -> CompiledVJP:
-    """Compile (or fetch from the cache) the VJP of `function` for `wrt`."""
+def compile_vjp(function, wrt=None, single_use: bool = False) -> CompiledVJP:
+    """Compile (or fetch from the cache) the VJP of `function` for `wrt`.
+
+    With `single_use`, the pullback deletes each forward value after its last
+    use, so it can run only once; see `registry.single_use_vjp_of`.
+    """
     # Differentiated directly, a checkpointed function has no caller whose
     # memory recomputation could save: its own VJP is the one to run.
     function = markers.checkpointed_target(function) or function
@@ -157,11 +161,11 @@ def compile_vjp(function, wrt=None) -> CompiledVJP:
         return _registered_method(record, function.__self__, resolve_wrt(function, wrt))
     function = unwrap_function(function)
     wrt_names = resolve_wrt(function, wrt)
-    key = (function, wrt_names)
+    key = (function, wrt_names, single_use)
     with _lock:
         compiled = _cache.get(key)
         if compiled is None or not compiled.is_current():
-            compiled = _compile(function, wrt_names)
+            compiled = _compile(function, wrt_names, single_use)
             _cache[key] = compiled
         return compiled
 
@@ -219,7 +223,8 @@ def _aliases(parsed: ParsedFunction, runtime: str, local_names: set[str]) -> Ali
     return Aliases(runtime, expression(numpy, "np"), expression(math, "math"))
 
 
-def _compile(function: types.FunctionType, wrt: tuple[str, ...]) -> CompiledVJP:
+def _compile(function: types.FunctionType, wrt: tuple[str, ...],
+             single_use: bool = False) -> CompiledVJP:
     import pullback.runtime as runtime_module
 
     parsed = parse_function(function)
@@ -238,14 +243,16 @@ def _compile(function: types.FunctionType, wrt: tuple[str, ...]) -> CompiledVJP:
     activity_pass.check_unsupported(block, activity, parsed)
 
     numbers_namer = copy.deepcopy(namer)
-    vjp_node = _build_vjp(normalized, block, activity, wrt, aliases, scalars=False)
-    source = _header(parsed, wrt) + emit.to_source(vjp_node)
+    vjp_node = _build_vjp(normalized, block, activity, wrt, aliases, scalars=False,
+                          single_use=single_use)
+    source = _header(parsed, wrt, single_use) + emit.to_source(vjp_node)
     vjp, filename = emit.build_function(
         source, vjp_node.name, runtime, runtime_module, function,
         parsed.closure_names, f"{parsed.name}_vjp",
     )
     numbers_vjp = None
-    if is_arithmetic_only(block):
+    # Only the API calls the VJP for numbers, and its pullbacks are reusable.
+    if is_arithmetic_only(block) and not single_use:
         # A second VJP for arguments that are all Python numbers: nothing
         # broadcasts there, so it calls no runtime helper per operation.
         normalized.namer = numbers_namer
@@ -267,21 +274,25 @@ def _compile(function: types.FunctionType, wrt: tuple[str, ...]) -> CompiledVJP:
     return compiled
 
 
-def _build_vjp(normalized, block, activity, wrt, aliases, scalars: bool):
+def _build_vjp(normalized, block, activity, wrt, aliases, scalars: bool,
+               single_use: bool = False):
     builder = ReverseBuilder(normalized, block, activity, list(wrt), aliases,
                              scalars=scalars)
     vjp_node = builder.build()
     pullback_node = next(s for s in vjp_node.body if isinstance(s, gast.FunctionDef))
     optimize.optimize_pullback(pullback_node)
-    optimize.release_dead_locals(pullback_node)
+    captured = optimize.forward_names(vjp_node) if single_use else set()
+    optimize.release_dead_locals(pullback_node, captured)
+    optimize.release_dead_forward_locals(vjp_node)
     vjp_node.body = emit.drop_orphan_comments(vjp_node.body)
     return vjp_node
 
 
-def _header(parsed: ParsedFunction, wrt: tuple[str, ...]) -> str:
+def _header(parsed: ParsedFunction, wrt: tuple[str, ...], single_use: bool = False) -> str:
     line = parsed.node.lineno
+    kind = "single-use VJP" if single_use else "VJP"
     return (
-        f"# VJP of {parsed.function.__qualname__} ({parsed.filename}:{line}), "
+        f"# {kind} of {parsed.function.__qualname__} ({parsed.filename}:{line}), "
         f"with respect to {', '.join(wrt)}\n"
     )
 

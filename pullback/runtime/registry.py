@@ -30,7 +30,7 @@ _compiler_hook: Callable | None = None
 
 
 def set_compiler_hook(hook: Callable) -> None:
-    """Install `hook(function, wrt)`, which compiles plain functions.
+    """Install `hook(function, wrt, single_use=False)`, which compiles plain functions.
 
     The hook returns an object with the VJP as `vjp` and an `is_current()`
     method that returns whether the VJP still matches the function's globals.
@@ -85,7 +85,23 @@ class _Registered:
 
 def vjp_of(function, *wrt: str) -> Callable:
     """Return the VJP of `function` with respect to the parameters `wrt`."""
-    key = (_key(function), wrt)
+    return _find_vjp(function, wrt, single_use=False)
+
+
+def single_use_vjp_of(function, *wrt: str) -> Callable:
+    """Return a VJP of `function` whose pullbacks may each be called only once.
+
+    A compiled pullback of this kind deletes each value it reads from the
+    forward pass after its last use, so a caller that runs the pullback once
+    and drops it, as a recomputation does, holds less memory while it runs.
+    Calling such a pullback a second time raises NameError. Registered
+    derivatives have no such variant and return their usual VJP.
+    """
+    return _find_vjp(function, wrt, single_use=True)
+
+
+def _find_vjp(function, wrt: tuple, single_use: bool) -> Callable:
+    key = (_key(function), wrt, single_use)
     compiled = _compiled.get(key)
     if compiled is not None and compiled.is_current():
         return compiled.vjp
@@ -102,7 +118,7 @@ def vjp_of(function, *wrt: str) -> Callable:
             "generated code"
         )
     else:
-        compiled = _compiler_hook(function, wrt)
+        compiled = _compiler_hook(function, wrt, single_use=single_use)
         _compiled[key] = compiled
         return compiled.vjp
     _compiled[key] = _Registered(vjp)
