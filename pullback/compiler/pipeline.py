@@ -273,6 +273,7 @@ def _build_vjp(normalized, block, activity, wrt, aliases, scalars: bool):
     vjp_node = builder.build()
     pullback_node = next(s for s in vjp_node.body if isinstance(s, gast.FunctionDef))
     optimize.optimize_pullback(pullback_node)
+    optimize.overwrite_dead_cotangents(pullback_node, aliases.runtime)
     optimize.release_dead_locals(pullback_node)
     vjp_node.body = emit.drop_orphan_comments(vjp_node.body)
     return vjp_node
