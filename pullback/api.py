@@ -137,6 +137,15 @@ def _finish_cotangent(cotangent, primal):
     """
     if type(primal) is float and type(cotangent) is not np.ndarray:
         return cotangent  # The common case of a number: nothing to adjust.
+    if (
+        type(cotangent) is np.ndarray
+        and type(primal) is np.ndarray
+        and cotangent.dtype is primal.dtype
+        and (cotangent.base is None or cotangent.flags.writeable)
+    ):
+        # The common case of an array: a cotangent of the primal's dtype is
+        # floating, and one that owns its memory was written by the pullback.
+        return cotangent
     if type(primal) is np.ndarray:
         if primal.dtype.kind not in "fc":
             return None
@@ -191,10 +200,15 @@ def _value_and_gradient_of_numbers(compiled: CompiledVJP, args: tuple):
 def _format(compiled: CompiledVJP, cotangents: tuple, args: tuple, kwargs: dict):
     """Return the gradient for the caller: bare for one parameter, else a tuple."""
     if not kwargs and len(args) == len(compiled.params):
-        primals = [args[position] for position in compiled.wrt_positions]
-    else:
-        values = _argument_values(compiled, args, kwargs)
-        primals = [values.get(param) for param in compiled.wrt]
+        positions = compiled.wrt_positions
+        if len(positions) == 1:
+            return _finish_cotangent(cotangents[0], args[positions[0]])
+        return tuple([
+            _finish_cotangent(cotangent, args[position])
+            for cotangent, position in zip(cotangents, positions, strict=True)
+        ])
+    values = _argument_values(compiled, args, kwargs)
+    primals = [values.get(param) for param in compiled.wrt]
     if len(primals) == 1:
         return _finish_cotangent(cotangents[0], primals[0])
     return tuple(map(_finish_cotangent, cotangents, primals))

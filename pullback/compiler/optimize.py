@@ -382,3 +382,77 @@ def release_dead_forward_locals(vjp: gast.FunctionDef) -> None:
                        for n in names]
             released.append(gast.Delete(targets=targets))
     vjp.body = released + body[split:]
+
+
+# Runtime helpers whose array result never shares memory with an argument, a
+# saved primal or another cotangent: a pullback that reads such a result once
+# may let the runtime write into it.
+_FRESH_RESULT_HELPERS = frozenset({
+    "matmul_adjoint_lhs", "matmul_adjoint_rhs", "mean_adjoint",
+    "maximum_share", "minimum_share",
+})
+
+# Runtime helpers that can compute their result in the memory of their first
+# argument, the incoming cotangent, when passed `overwrite=True`.
+_OVERWRITING_HELPERS = frozenset({"maximum_share", "minimum_share"})
+
+
+def _runtime_helper(value, runtime_alias: str) -> str | None:
+    """Return the helper's name if `value` is a call `runtime_alias.helper(...)`."""
+    if not isinstance(value, gast.Call):
+        return None
+    func = value.func
+    if (
+        isinstance(func, gast.Attribute)
+        and isinstance(func.value, gast.Name)
+        and func.value.id == runtime_alias
+    ):
+        return func.attr
+    return None
+
+
+def _load_counts(node) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for n in gast.walk(node):
+        if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load):
+            counts[n.id] = counts.get(n.id, 0) + 1
+    return counts
+
+
+def overwrite_dead_cotangents(pullback: gast.FunctionDef, runtime_alias: str) -> None:
+    """Let a helper write into its incoming cotangent where nothing else can see it.
+
+    The ReLU adjoint `maximum_share(h_bar, z, 0.0)` masks `h_bar`. When
+    `h_bar` is the fresh result of a helper in `_FRESH_RESULT_HELPERS` and
+    the pullback reads it nowhere else, no other name, saved value or caller
+    refers to that array, so masking it in place is safe. That saves an array the
+    size of the layer on every backward pass, and with it the page faults of
+    touching new memory. Only top-level statements are rewritten, where each
+    name has the one binding the single-assignment form gives it.
+    """
+    params = {arg.id for arg in pullback.args.args}
+    loads = _load_counts(pullback)
+    stores = _stores(pullback.body)
+    fresh = {
+        statement.targets[0].id
+        for statement in pullback.body
+        if isinstance(statement, gast.Assign)
+        and len(statement.targets) == 1
+        and isinstance(statement.targets[0], gast.Name)
+        and _runtime_helper(statement.value, runtime_alias) in _FRESH_RESULT_HELPERS
+    }
+    for statement in pullback.body:
+        if not isinstance(statement, gast.Assign):
+            continue
+        call = statement.value
+        if _runtime_helper(call, runtime_alias) not in _OVERWRITING_HELPERS:
+            continue
+        first = call.args[0] if call.args else None
+        if (
+            isinstance(first, gast.Name)
+            and first.id in fresh
+            and first.id not in params
+            and stores.get(first.id) == 1
+            and loads.get(first.id) == 1
+        ):
+            call.keywords.append(gast.keyword(arg="overwrite", value=gast.Constant(True, None)))

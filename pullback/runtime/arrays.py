@@ -157,7 +157,10 @@ def unreduce(cotangent, primal, axis=None, keepdims=False):
 def mean_adjoint(cotangent, primal, axis=None, keepdims=False):
     """Spread the cotangent of a mean over `axis` back to `primal`'s shape."""
     if axis is None and type(primal) is np.ndarray:
-        return np.full(primal.shape, cotangent / primal.size, dtype=primal.dtype)
+        # empty and fill cost half of np.full, which is written in Python.
+        spread = np.empty(primal.shape, primal.dtype)
+        spread.fill(cotangent / primal.size)
+        return spread
     return unreduce(cotangent, primal, axis, keepdims) / reduced_count(primal, axis)
 
 
@@ -234,34 +237,49 @@ def cumsum_adjoint(cotangent, primal, axis=None):
     return cast_like(summed, primal)
 
 
-def maximum_share(cotangent, a, b, ignore_nan=False):
+def maximum_share(cotangent, a, b, ignore_nan=False, overwrite=False):
     """Cotangent share of `a` in `maximum(a, b)`, at the broadcast shape.
 
     `a` gets all of the cotangent where it is larger and half where the two
     are equal. With `ignore_nan` (`fmax`), `a` also wins where only `b` is NaN.
+    With `overwrite`, the share may be written into `cotangent`'s memory: the
+    compiler passes it only for a cotangent array that nothing else reads.
     """
     wins = a > b
     if ignore_nan:
         wins = wins | (np.isnan(b) & ~np.isnan(a))
-    share = cotangent * wins
-    ties = a == b
-    # Ties are rare; the method form of any() is the cheap check for them.
-    if ties.any() if type(ties) is np.ndarray else ties:
-        share = share + (0.5 * cotangent) * ties
-    return share
+    return _share(cotangent, wins, a == b, overwrite)
 
 
-def minimum_share(cotangent, a, b, ignore_nan=False):
+def minimum_share(cotangent, a, b, ignore_nan=False, overwrite=False):
     """Cotangent share of `a` in `minimum(a, b)`; see `maximum_share`."""
     wins = a < b
     if ignore_nan:
         wins = wins | (np.isnan(b) & ~np.isnan(a))
-    share = cotangent * wins
-    ties = a == b
+    return _share(cotangent, wins, a == b, overwrite)
+
+
+def _share(cotangent, wins, ties, overwrite: bool):
+    """Return `cotangent` times 1 where `wins`, 1/2 where `ties`, 0 elsewhere."""
     # Ties are rare; the method form of any() is the cheap check for them.
-    if ties.any() if type(ties) is np.ndarray else ties:
+    has_ties = ties.any() if type(ties) is np.ndarray else ties
+    if overwrite and _can_overwrite(cotangent, wins):
+        factor = wins + 0.5 * ties if has_ties else wins
+        return np.multiply(cotangent, factor, out=cotangent)
+    share = cotangent * wins
+    if has_ties:
         share = share + (0.5 * cotangent) * ties
     return share
+
+
+def _can_overwrite(cotangent, mask) -> bool:
+    """Return whether `cotangent * mask` fits in `cotangent`'s own memory."""
+    return (
+        type(cotangent) is np.ndarray
+        and cotangent.dtype.kind in "fc"
+        and cotangent.flags.writeable
+        and np.shape(mask) == cotangent.shape
+    )
 
 
 def exponent_adjoint(cotangent, result, base):

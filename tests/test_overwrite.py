@@ -1,0 +1,155 @@
+"""Cotangents that the pullback overwrites in place.
+
+Where the ReLU adjoint's incoming cotangent is a fresh array that nothing
+else reads, the generated pullback passes `overwrite=True` and the mask is
+applied in that array's memory. These tests check where the compiler does
+and does not allow it, and that no caller-visible array ever changes.
+"""
+
+import numpy as np
+from gradcheck import check_gradient, check_pullback
+
+import pullback
+
+rng = np.random.default_rng(7)
+
+
+def relu_layer(w, x, v):
+    return np.sum(np.maximum(x @ w, 0.0) @ v)
+
+
+def relu_layer_seeded(w, x):
+    return np.maximum(x @ w, 0.0)
+
+
+def relu_of_input(x):
+    return np.maximum(x, 0.0)
+
+
+def relu_read_twice(w, x):
+    z = x @ w
+    h = np.maximum(z, 0.0)
+    return np.sum(h * h) + np.sum(h)
+
+
+def maximum_of_two(w, v, x):
+    return np.sum(np.maximum(x @ w, x @ v))
+
+
+def minimum_after_matmul(w, x, v):
+    return np.mean((np.minimum(x @ w, 0.5) @ v) ** 2)
+
+
+def relu_mse(w1, b1, w2, x, y):
+    h = np.maximum(x @ w1 + b1, 0.0)
+    return np.mean((h @ w2 - y) ** 2)
+
+
+def test_relu_after_matmul_overwrites():
+    source = pullback.adjoint_source(relu_mse)
+
+    assert "maximum_share(h_bar, x_matmul_w1_plus_b1, 0.0, overwrite=True)" in source
+
+
+def test_relu_after_matmul_gradient():
+    w1, b1, w2 = rng.standard_normal((3, 5)), rng.standard_normal(5), rng.standard_normal((5, 2))
+    x, y = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+
+    check_gradient(relu_mse, w1, b1, w2, x, y, wrt=(0, 1, 2))
+
+
+def test_seed_cotangent_not_overwritten():
+    w, x = rng.standard_normal((3, 4)), rng.standard_normal((5, 3))
+    seed = rng.standard_normal((5, 4))
+    original = seed.copy()
+
+    _, pullback_of_f = pullback.value_and_pullback(relu_of_input, x @ w)
+    pullback_of_f(seed)
+
+    assert "overwrite=True" not in pullback.adjoint_source(relu_of_input)
+    np.testing.assert_array_equal(seed, original)
+
+
+def test_seed_through_matmul_not_overwritten():
+    w, x = rng.standard_normal((3, 4)), rng.standard_normal((5, 3))
+    seed = rng.standard_normal((5, 4))
+    original = seed.copy()
+
+    _, pullback_of_f = pullback.value_and_pullback(relu_layer_seeded, w, x)
+    pullback_of_f(seed)
+
+    np.testing.assert_array_equal(seed, original)
+
+
+def test_cotangent_read_twice_not_overwritten():
+    w, x = rng.standard_normal((3, 4)), rng.standard_normal((5, 3))
+
+    source = pullback.adjoint_source(relu_read_twice)
+
+    assert "overwrite=True" not in source
+    check_gradient(relu_read_twice, w, x)
+
+
+def test_cotangent_shared_by_both_operands_not_overwritten():
+    w, v, x = (rng.standard_normal((3, 4)), rng.standard_normal((3, 4)),
+               rng.standard_normal((5, 3)))
+
+    source = pullback.adjoint_source(maximum_of_two)
+
+    assert "overwrite=True" not in source
+    check_gradient(maximum_of_two, w, v, x)
+
+
+def test_minimum_overwrites_and_matches_differences():
+    w, x, v = (rng.standard_normal((3, 4)), rng.standard_normal((5, 3)),
+               rng.standard_normal((4, 2)))
+
+    assert "overwrite=True" in pullback.adjoint_source(minimum_after_matmul)
+    check_gradient(minimum_after_matmul, w, x, v)
+
+
+def test_pullback_called_twice_gives_same_result():
+    w, x = rng.standard_normal((3, 4)), rng.standard_normal((5, 3))
+    seed = rng.standard_normal((5, 4))
+
+    _, pullback_of_f = pullback.value_and_pullback(relu_layer_seeded, w, x)
+    first = pullback_of_f(seed)
+    second = pullback_of_f(seed)
+
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+
+
+def test_overwritten_ties_get_half():
+    # Rows of x and columns of w chosen so that x @ w is exactly 0 in its
+    # first column: the ReLU is at its kink there and gets half the cotangent.
+    w = np.array([[0.0, 1.0], [0.0, -2.0]])
+    x = np.array([[1.0, 3.0], [2.0, -1.0]])
+    v = np.array([[1.0], [2.0]])
+    z = x @ w
+
+    grad_w = pullback.gradient(relu_layer, wrt="w")(w, x, v)
+
+    assert "overwrite=True" in pullback.adjoint_source(relu_layer, wrt="w")
+    share = np.where(z > 0, 1.0, np.where(z == 0, 0.5, 0.0))
+    np.testing.assert_array_equal(grad_w, x.T @ (share * v.T))
+
+
+def test_overwritten_cotangent_keeps_float32():
+    w = rng.standard_normal((3, 4)).astype(np.float32)
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    v = rng.standard_normal((4, 2)).astype(np.float32)
+    w[:, 0] = 0.0  # A tie in every row of the first column.
+
+    grad_w = pullback.gradient(relu_layer, wrt="w")(w, x, v)
+
+    assert grad_w.dtype == np.float32
+    share = np.where(x @ w > 0, 1.0, np.where(x @ w == 0, 0.5, 0.0))
+    expected = x.T @ (share * v.sum(axis=1))
+    np.testing.assert_allclose(grad_w, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_overwrite_with_relu_pullback_checks():
+    w, x = rng.standard_normal((3, 4)), rng.standard_normal((5, 3))
+
+    check_pullback(relu_layer_seeded, w, x)
