@@ -2,8 +2,10 @@
 
 Where the ReLU adjoint's incoming cotangent is a fresh array that nothing
 else reads, the generated pullback passes `overwrite=True` and the mask is
-applied in that array's memory. These tests check where the compiler does
-and does not allow it, and that no caller-visible array ever changes.
+applied in that array's memory. Arithmetic at the last read of a fresh
+cotangent is written into it with `add_into`, `multiply_into` and the like.
+These tests check where the compiler does and does not allow it, and that no
+caller-visible array ever changes.
 """
 
 import numpy as np
@@ -153,3 +155,124 @@ def test_overwrite_with_relu_pullback_checks():
     w, x = rng.standard_normal((3, 4)), rng.standard_normal((5, 3))
 
     check_pullback(relu_layer_seeded, w, x)
+
+
+# Arithmetic written into a dead cotangent.
+
+
+def sin_times_tanh(x):
+    a = np.sin(x)
+    b = a * x
+    c = np.tanh(b)
+    return c + x
+
+
+def sin_times_tanh_sum(x):
+    return np.sum(sin_times_tanh(x))
+
+
+def scaled_by_row(a, w):
+    b = np.tanh(a) * w
+    return np.sum(np.tanh(b) * a)
+
+
+def scaled_by_numpy_scalar(x):
+    b = np.tanh(x) * np.float32(3.0)
+    return np.sum(np.tanh(b) * x)
+
+
+def cotangent_passed_on(x, w):
+    b = np.tanh(x * w)
+    c = np.tanh(b)
+    return np.sum(c * w + b)
+
+
+def test_block_adjoint_writes_into_dead_cotangent():
+    source = pullback.adjoint_source(sin_times_tanh)
+
+    assert "_pb.multiply_into(b_bar, a)" in source
+    assert "_pb.add_into(" in source
+
+
+def test_block_adjoint_matches_differences():
+    x = rng.standard_normal(7)
+
+    check_pullback(sin_times_tanh, x)
+    check_gradient(sin_times_tanh_sum, x)
+
+
+def test_block_adjoint_keeps_seed_and_repeats():
+    x = rng.standard_normal((3, 4))
+    seed = rng.standard_normal((3, 4))
+    original = seed.copy()
+
+    _, pullback_of_f = pullback.value_and_pullback(sin_times_tanh, x)
+    first = pullback_of_f(seed)
+    second = pullback_of_f(seed)
+
+    np.testing.assert_array_equal(seed, original)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_broadcast_operand_falls_back():
+    a, w = rng.standard_normal((4, 3)), rng.standard_normal(3)
+
+    check_gradient(scaled_by_row, a, w)
+
+
+def test_float32_cotangent_stays_float32():
+    a = rng.standard_normal((4, 3)).astype(np.float32)
+    w = rng.standard_normal(3).astype(np.float32)
+
+    grad_a, grad_w = pullback.gradient(scaled_by_row)(a, w)
+
+    assert grad_a.dtype == np.float32
+    assert grad_w.dtype == np.float32
+
+
+def test_numpy_scalar_operand_matches_differences():
+    check_gradient(scaled_by_numpy_scalar, rng.standard_normal(5))
+
+
+def test_fanned_out_cotangent_matches_differences():
+    x, w = rng.standard_normal(6), rng.standard_normal(6)
+
+    check_gradient(cotangent_passed_on, x, w)
+
+
+def test_into_helpers_write_in_place():
+    cotangent = np.array([1.0, 2.0, 3.0])
+    other = np.array([2.0, 2.0, 2.0])
+    helpers = (
+        (pullback.runtime.add_into, np.add),
+        (pullback.runtime.subtract_into, np.subtract),
+        (pullback.runtime.multiply_into, np.multiply),
+        (pullback.runtime.divide_into, np.divide),
+    )
+    for helper, operation in helpers:
+        target = cotangent.copy()
+        expected = operation(target, other)
+
+        result = helper(target, other)
+
+        assert result is target
+        np.testing.assert_array_equal(result, expected)
+
+
+def test_into_helpers_fall_back_without_room():
+    float32 = np.ones(3, dtype=np.float32)
+    read_only = np.broadcast_to(np.float64(2.0), (3,))
+    cases = (
+        (np.ones(3), np.ones((2, 3))),         # The result is larger.
+        (float32, np.ones(3)),                 # float64 promotes the result.
+        (float32, np.float64(2.0)),            # So does a NumPy float64 scalar.
+        (read_only, np.ones(3)),               # A broadcast view is read-only.
+    )
+    for cotangent, other in cases:
+        before = np.array(cotangent)
+
+        result = pullback.runtime.multiply_into(cotangent, other)
+
+        assert result is not cotangent
+        np.testing.assert_array_equal(result, before * other)
+        np.testing.assert_array_equal(cotangent, before)

@@ -389,7 +389,8 @@ def release_dead_forward_locals(vjp: gast.FunctionDef) -> None:
 # may let the runtime write into it.
 _FRESH_RESULT_HELPERS = frozenset({
     "matmul_adjoint_lhs", "matmul_adjoint_rhs", "mean_adjoint",
-    "maximum_share", "minimum_share",
+    "maximum_share", "minimum_share", "tanh_adjoint",
+    "add_into", "subtract_into", "multiply_into", "divide_into",
 })
 
 # Runtime helpers that can compute their result in the memory of their first
@@ -456,3 +457,158 @@ def overwrite_dead_cotangents(pullback: gast.FunctionDef, runtime_alias: str) ->
             and loads.get(first.id) == 1
         ):
             call.keywords.append(gast.keyword(arg="overwrite", value=gast.Constant(True, None)))
+
+
+# Arithmetic on a dead cotangent that the runtime can write into its memory.
+_INTO_HELPERS = {
+    gast.Add: "add_into", gast.Sub: "subtract_into",
+    gast.Mult: "multiply_into", gast.Div: "divide_into",
+}
+_COMMUTATIVE = (gast.Add, gast.Mult)
+
+# Operators whose result is a new value and keeps no reference to an operand.
+_ARITHMETIC = (gast.Add, gast.Sub, gast.Mult, gast.Div, gast.Pow)
+
+
+def _fresh_names(pullback: gast.FunctionDef, runtime_alias: str) -> set[str]:
+    """Top-level names bound once, to a new array that nothing else refers to.
+
+    That is the result of a helper in `_FRESH_RESULT_HELPERS` or of
+    arithmetic, which NumPy computes into a new array.
+    """
+    params = {arg.id for arg in pullback.args.args}
+    stores = _stores(pullback.body)
+    fresh = set()
+    for statement in pullback.body:
+        if not (
+            isinstance(statement, gast.Assign)
+            and len(statement.targets) == 1
+            and isinstance(statement.targets[0], gast.Name)
+        ):
+            continue
+        target = statement.targets[0].id
+        value = statement.value
+        is_fresh = _runtime_helper(value, runtime_alias) in _FRESH_RESULT_HELPERS or (
+            isinstance(value, gast.BinOp) and isinstance(value.op, _ARITHMETIC)
+        )
+        if is_fresh and target not in params and stores.get(target) == 1:
+            fresh.add(target)
+    return fresh
+
+
+def _uses(statement, name: str) -> list[tuple]:
+    """Return `(parent, node)` for each read of `name` in `statement`."""
+    found = []
+    for parent in gast.walk(statement):
+        for child in gast.iter_child_nodes(parent):
+            if (
+                isinstance(child, gast.Name)
+                and child.id == name
+                and isinstance(child.ctx, gast.Load)
+            ):
+                found.append((parent, child))
+    return found
+
+
+def _runtime_attribute(runtime_alias: str, helper: str):
+    return gast.Attribute(
+        value=gast.Name(id=runtime_alias, ctx=gast.Load(), annotation=None, type_comment=None),
+        attr=helper, ctx=gast.Load(),
+    )
+
+
+def _into_call(operation: gast.BinOp, target, runtime_alias: str):
+    """Return the call writing `operation` into the array `target` computes, or None.
+
+    `target` is the left operand, or either operand of `+` and `*`, whose
+    IEEE results do not depend on the operand order.
+    """
+    helper = _INTO_HELPERS.get(type(operation.op))
+    if helper is None:
+        return None
+    if operation.left is target:
+        other = operation.right
+    elif operation.right is target and isinstance(operation.op, _COMMUTATIVE):
+        other = operation.left
+    else:
+        return None
+    return gast.Call(func=_runtime_attribute(runtime_alias, helper), args=[target, other],
+                     keywords=[])
+
+
+def _parents(statement) -> dict[int, gast.AST]:
+    return {
+        id(child): parent
+        for parent in gast.walk(statement)
+        for child in gast.iter_child_nodes(parent)
+    }
+
+
+def _write_into(statement, name_node, runtime_alias: str):
+    """Rewrite the arithmetic around `name_node` to reuse its array; return the statement.
+
+    The array stays reusable up the expression: through `unbroadcast`, which
+    returns its argument or a new sum, and through each rewritten operation,
+    which returns the array it wrote into. So `x_bar + unbroadcast(b_bar * a,
+    x)` becomes `add_into(unbroadcast(multiply_into(b_bar, a), x), x_bar)`.
+    """
+    parents = _parents(statement)
+    target = name_node
+    while True:
+        parent = parents.get(id(target))
+        if (
+            isinstance(parent, gast.Call)
+            and _runtime_helper(parent, runtime_alias) == "unbroadcast"
+            and parent.args
+            and parent.args[0] is target
+        ):
+            target = parent
+            continue
+        if not isinstance(parent, gast.BinOp):
+            return statement
+        replacement = _into_call(parent, target, runtime_alias)
+        if replacement is None:
+            return statement
+        statement = _ReplaceNode(parent, replacement).visit(statement)
+        parents = _parents(statement)
+        target = replacement
+
+
+class _ReplaceNode(gast.NodeTransformer):
+    def __init__(self, old, new):
+        self.old = old
+        self.new = new
+
+    def visit(self, node):
+        if node is self.old:
+            return self.new
+        return super().visit(node)
+
+
+def write_arithmetic_into_dead_cotangents(pullback: gast.FunctionDef,
+                                          runtime_alias: str) -> None:
+    """Compute the last arithmetic on a fresh cotangent in that cotangent's memory.
+
+    In the adjoint of `b = a * x`, `a_bar = b_bar * x` and then
+    `x_bar = x_bar + b_bar * a` read `b_bar` for the last time. When `b_bar`
+    is fresh (see `_fresh_names`) and every read of it is an operand of
+    arithmetic, which keeps no reference, then nothing else refers to the
+    array at its last read. So `b_bar * a` may be written into it:
+    `_pb.multiply_into(b_bar, a)`. The runtime falls back to a new array
+    where the result's shape or dtype differs from `b_bar`'s.
+    """
+    fresh = _fresh_names(pullback, runtime_alias)
+    body = pullback.body
+    for name in sorted(fresh):
+        reading = [index for index, s in enumerate(body) if name in _reads(s)]
+        if not reading:
+            continue
+        if any(isinstance(body[i], gast.For | gast.While | gast.If) for i in reading):
+            continue
+        uses = [use for index in reading for use in _uses(body[index], name)]
+        if not all(isinstance(parent, gast.BinOp) and isinstance(parent.op, _ARITHMETIC)
+                   for parent, _ in uses):
+            continue
+        last = _uses(body[reading[-1]], name)
+        if len(last) == 1:
+            body[reading[-1]] = _write_into(body[reading[-1]], last[0][1], runtime_alias)

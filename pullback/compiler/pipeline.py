@@ -282,6 +282,7 @@ def _build_vjp(normalized, block, activity, wrt, aliases, scalars: bool,
     pullback_node = next(s for s in vjp_node.body if isinstance(s, gast.FunctionDef))
     optimize.optimize_pullback(pullback_node)
     optimize.overwrite_dead_cotangents(pullback_node, aliases.runtime)
+    optimize.write_arithmetic_into_dead_cotangents(pullback_node, aliases.runtime)
     captured = optimize.forward_names(vjp_node) if single_use else set()
     optimize.release_dead_locals(pullback_node, captured)
     optimize.release_dead_forward_locals(vjp_node)

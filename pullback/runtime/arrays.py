@@ -140,15 +140,20 @@ def expand_reduced(cotangent, primal, axis, keepdims: bool):
     return np.expand_dims(cotangent, normalize_axes(axis, ndim))
 
 
+# A full reduction of an array with fewer elements than this gets a filled
+# cotangent array, which is several times faster to make than a broadcast
+# view. From 512 KiB of float64 on, the view's saving of memory matters more.
+_VIEW_MIN_ELEMENTS = 1 << 16
+
+
 def unreduce(cotangent, primal, axis=None, keepdims=False):
     """Spread the cotangent of a sum over `axis` back to `primal`'s shape.
 
     The result is a read-only broadcast view when no cast is needed, except
-    for a full reduction of an array, which fills a new array: for the small
-    arrays where it matters, that is several times faster.
+    for a full reduction of a small array, which fills a new array.
     """
     if axis is None and type(primal) is np.ndarray:
-        return np.full(primal.shape, cotangent, dtype=primal.dtype)
+        return _spread(cotangent, primal)
     expanded = expand_reduced(cotangent, primal, axis, keepdims)
     spread = np.broadcast_to(expanded, _shape(primal))
     return cast_like(spread, primal)
@@ -157,11 +162,18 @@ def unreduce(cotangent, primal, axis=None, keepdims=False):
 def mean_adjoint(cotangent, primal, axis=None, keepdims=False):
     """Spread the cotangent of a mean over `axis` back to `primal`'s shape."""
     if axis is None and type(primal) is np.ndarray:
+        return _spread(cotangent / primal.size, primal)
+    return unreduce(cotangent, primal, axis, keepdims) / reduced_count(primal, axis)
+
+
+def _spread(value, primal: np.ndarray) -> np.ndarray:
+    """Return the scalar `value` at every element of `primal`, in its dtype."""
+    if primal.size < _VIEW_MIN_ELEMENTS:
         # empty and fill cost half of np.full, which is written in Python.
         spread = np.empty(primal.shape, primal.dtype)
-        spread.fill(cotangent / primal.size)
+        spread.fill(value)
         return spread
-    return unreduce(cotangent, primal, axis, keepdims) / reduced_count(primal, axis)
+    return np.broadcast_to(cast_like(np.asarray(value), primal), primal.shape)
 
 
 def reduced_count(primal, axis=None) -> int:
@@ -280,6 +292,72 @@ def _can_overwrite(cotangent, mask) -> bool:
         and cotangent.flags.writeable
         and np.shape(mask) == cotangent.shape
     )
+
+
+def _fits_into(cotangent, other) -> bool:
+    """Return whether `cotangent <op> other` has `cotangent`'s shape and dtype."""
+    if type(cotangent) is not np.ndarray or not cotangent.flags.writeable:
+        return False
+    if type(other) is np.ndarray:
+        return other.shape == cotangent.shape and (
+            other.dtype == cotangent.dtype
+            or np.can_cast(other.dtype, cotangent.dtype, "safe")
+        )
+    # A Python number takes the array's dtype in NumPy arithmetic; a NumPy
+    # scalar may promote it, so it takes the general path.
+    return type(other) in (float, int) and cotangent.dtype.kind in "fc"
+
+
+def add_into(cotangent, other):
+    """Return `cotangent + other`, in `cotangent`'s memory where it fits.
+
+    Generated pullbacks call this and the three below only at the last read
+    of a cotangent array that no other name, saved value or caller refers to.
+    """
+    if _fits_into(cotangent, other):
+        return np.add(cotangent, other, out=cotangent)
+    return cotangent + other
+
+
+def subtract_into(cotangent, other):
+    """Return `cotangent - other`, in `cotangent`'s memory where it fits."""
+    if _fits_into(cotangent, other):
+        return np.subtract(cotangent, other, out=cotangent)
+    return cotangent - other
+
+
+def multiply_into(cotangent, other):
+    """Return `cotangent * other`, in `cotangent`'s memory where it fits."""
+    if _fits_into(cotangent, other):
+        return np.multiply(cotangent, other, out=cotangent)
+    return cotangent * other
+
+
+def divide_into(cotangent, other):
+    """Return `cotangent / other`, in `cotangent`'s memory where it fits."""
+    if _fits_into(cotangent, other):
+        return np.divide(cotangent, other, out=cotangent)
+    return cotangent / other
+
+
+def tanh_adjoint(cotangent, result):
+    """Cotangent of `x` in `result = tanh(x)`: `cotangent * (1 - result**2)`.
+
+    For a cotangent of the result's shape and dtype the product is built in
+    one new array. Written as an expression it takes three, because NumPy
+    reuses the temporary of `result * result` for `... - 1` but not for
+    `1 - ...`.
+    """
+    if (
+        type(result) is np.ndarray
+        and type(cotangent) is np.ndarray
+        and cotangent.shape == result.shape
+        and cotangent.dtype == result.dtype
+    ):
+        derivative = result * result
+        np.subtract(1, derivative, out=derivative)
+        return np.multiply(cotangent, derivative, out=derivative)
+    return cotangent * (1 - result * result)
 
 
 def exponent_adjoint(cotangent, result, base):
