@@ -101,6 +101,8 @@ class _Normalizer:
         self.inlining: list = []
         # SSA name -> a group of names bound to one value by plain copies.
         self.alias_groups: dict[str, str] = {}
+        # SSA names that hold a tuple for sure: the *name parameter.
+        self.tuples: set[str] = set()
 
     # Names and versions.
 
@@ -449,6 +451,8 @@ class _Normalizer:
     def sequence(self, node, env: dict, out: list):
         """Hold an iterable as a sequence that supports len() and indexing."""
         value = self.atom(node, env, out)
+        if isinstance(value, gast.Name) and value.id in self.tuples:
+            return value
         as_sequence = gast.Attribute(value=_name(self.runtime_alias), attr="sequence",
                                      ctx=gast.Load())
         call = gast.Call(func=as_sequence, args=[value], keywords=[])
@@ -920,6 +924,8 @@ def normalize_function(parsed: ParsedFunction, namer: Namer,
         statements = move_code_after_returns(statements)
     local_names = _assigned_names(statements) | set(params)
     normalizer = _Normalizer(parsed, namer, local_names, runtime_alias)
+    if node.args.vararg is not None:
+        normalizer.tuples.add(node.args.vararg.id)
     env = {}
     for param in params:
         env[param] = param
