@@ -250,13 +250,13 @@ class Classifier:
                 ) from None
         return value
 
-    def reject_starred(self, call, what: str) -> None:
+    def reject_starred(self, call, callee_description: str) -> None:
         """Raise for `*xs` in a call that only a Python function's VJP can take."""
         starred = next((a for a in call.args if isinstance(a, gast.Starred)), None)
         if starred is None:
             return
         raise DifferentiationError(
-            f"a starred argument in a call to {what} is not supported in "
+            f"a starred argument in a call to {callee_description} is not supported in "
             "differentiated code",
             self.location(starred),
             "hint: pass each argument explicitly, or call a Python function "

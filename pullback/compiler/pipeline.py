@@ -122,7 +122,7 @@ def variadic_parameter(function) -> tuple[str | None, int]:
 
 
 def parameter_names(function) -> tuple[str, ...]:
-    """Return the parameters in signature order; a `*name` parameter is one of them."""
+    """Return the parameters in signature order, a `*name` parameter included."""
     function = markers.checkpointed_target(function) or function
     record = registry.custom_derivative(function)
     if record is not None:
@@ -146,9 +146,9 @@ def resolve_wrt(function, wrt) -> tuple[str, ...]:
     """Turn `wrt` (None, a name, an index, or a tuple of them) into names.
 
     For a function with a `*rest` parameter, the name "rest" selects the
-    whole tuple of extra positional arguments, and an index counts the
-    positional arguments as a call passes them: an index past the named
-    positional parameters selects one item, written "rest[i]".
+    whole tuple of extra positional arguments. An index counts the
+    positional arguments as a call passes them, so an index past the named
+    positional parameters selects one item of rest, written "rest[i]".
     """
     params = parameter_names(function)
     qualname = getattr(function, "__qualname__", repr(function))

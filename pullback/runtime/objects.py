@@ -261,11 +261,11 @@ def method_vjp(owner, name: str, positions: tuple[int, ...]):
 
 
 def _spread_vjp(function, positions, owner=None):
-    """VJP of `function` whose pullback returns one cotangent per argument position.
+    """Return a VJP of `function` whose pullback returns one cotangent per position.
 
-    For a function with a `*name` parameter, whose pullback returns that
-    parameter's cotangent as one tuple. `owner`, when given, is passed as
-    the first argument, which is position 0.
+    A function with a `*name` parameter has a pullback that returns that
+    parameter's cotangent as one tuple, which this VJP spreads out. `owner`,
+    when given, is passed as the first argument, which is position 0.
     """
     names, spread = wrt_for_positions(function, positions)
     vjp = vjp_of(function, *names)

@@ -84,8 +84,8 @@ def item_accumulator(primal):
     if isinstance(primal, tuple | list | dict):
         return ItemAccumulator(primal)
     raise TypeError(
-        f"cannot differentiate a subscript of a {type(primal).__name__}; "
-        "differentiated code indexes arrays, tuples, lists and dicts"
+        f"cannot differentiate a subscript of a {type(primal).__name__}, because "
+        "differentiated code indexes only arrays, tuples, lists and dicts"
     )
 
 
