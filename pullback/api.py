@@ -387,6 +387,21 @@ def _parameter_names(function, vjp) -> tuple[str, ...]:
         kinds = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
         return tuple(p.name for p in signature.parameters.values() if p.kind not in kinds)
 
+    # NOTE: a registered derivative cannot cover a *name parameter yet, since
+    # its pullback's cotangents are matched to parameters one to one.
+    for callable_object in (function, vjp):
+        try:
+            variadic = [p.name for p in inspect.signature(callable_object).parameters.values()
+                        if p.kind == inspect.Parameter.VAR_POSITIONAL]
+        except (TypeError, ValueError):
+            continue  # Builtins and C functions may have no signature.
+        if variadic:
+            raise DerivativeRegistrationError(
+                f"cannot register a derivative for {_name_of(function)}: "
+                f"{_name_of(callable_object)} takes *{variadic[0]}, and registered "
+                "derivatives support only named parameters. Give the function "
+                "named parameters, or let pullback compile it from its source"
+            )
     vjp_names = names(vjp)
     try:
         function_names = names(function)

@@ -739,3 +739,31 @@ def test_dump_shows_rest_parameter():
     source = pullback.adjoint_source(product_of)
     assert "def product_of_vjp(x, *rest):" in source
     assert "return (total_1_bar, rest_bar)" in source
+
+
+def summed(*values):
+    return sum(values)
+
+
+def test_registering_derivative_for_rest_is_rejected():
+    with pytest.raises(pullback.errors.DerivativeRegistrationError) as info:
+        @pullback.derivative_of(summed)
+        def summed_vjp(*values):
+            return sum(values), lambda g: tuple(g for _ in values)
+
+    message = str(info.value)
+    assert "takes *values" in message
+    assert "named parameters" in message
+
+
+def test_checkpointed_function_with_rest():
+    checkpointed_sum = pullback.checkpointed(scaled_sum)
+
+    def uses_checkpoint(x, a, b):
+        return checkpointed_sum(x, a, b, a) * 2.0
+
+    args = (normal(3), normal(3), normal(3))
+    gradient = pullback.gradient(uses_checkpoint)(*args)
+    check_positional(uses_checkpoint, args, gradient)
+    assert "recompute(checkpointed_sum, ('x', 'terms')" in pullback.adjoint_source(
+        uses_checkpoint)
