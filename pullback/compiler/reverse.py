@@ -701,8 +701,10 @@ class ReverseBuilder:
             item_cotangent = name(self.namer.cotangent(target))
             if variable in self.item_accumulators:
                 cotangent = self.namer.cotangent(variable)
+                # `np.s_[i]` is `i` itself, so a plain name needs no np.s_.
+                position = index if isinstance(index, gast.Name) else index_expression
                 add = _runtime_call(self.aliases, "accumulate_item", name(cotangent),
-                                    index_expression, item_cotangent)
+                                    position, item_cotangent)
                 out.append(_assign(cotangent, add))
                 continue
             contribution = _runtime_call(

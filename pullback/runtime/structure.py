@@ -93,6 +93,12 @@ def accumulate_item(accumulator, index, cotangent):
     """Add the cotangent of `primal[index]` into `accumulator`, in place, and return it."""
     if cotangent is None:
         return accumulator
+    if type(index) is int and type(accumulator) is ItemAccumulator:
+        # The common case, once per iteration of `for x in xs`.
+        items = accumulator.items
+        current = items[index]
+        items[index] = cotangent if current is None else add(current, cotangent)
+        return accumulator
     if isinstance(accumulator, np.ndarray):
         if _is_basic_index(index):
             accumulator[index] += cotangent
