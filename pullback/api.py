@@ -11,7 +11,7 @@ import numpy as np
 
 from pullback import runtime
 from pullback.compiler import CompiledVJP, compile_vjp
-from pullback.compiler.pipeline import clear_cache
+from pullback.compiler.pipeline import clear_cache, variadic_item
 from pullback.errors import (
     CotangentError,
     DerivativeRegistrationError,
@@ -95,7 +95,7 @@ _warned_lock = threading.Lock()
 
 def _argument_values(compiled: CompiledVJP, args: tuple, kwargs: dict) -> dict:
     params = compiled.params
-    if not kwargs and len(args) == len(params):
+    if not kwargs and len(args) == len(params) and compiled.variadic is None:
         return dict(zip(params, args, strict=True))
     import inspect
 
@@ -199,6 +199,8 @@ def _value_and_gradient_of_numbers(compiled: CompiledVJP, args: tuple):
 
 def _format(compiled: CompiledVJP, cotangents: tuple, args: tuple, kwargs: dict):
     """Return the gradient for the caller: bare for one parameter, else a tuple."""
+    if compiled.variadic is not None:
+        return _format_variadic(compiled, cotangents, args, kwargs)
     if not kwargs and len(args) == len(compiled.params):
         positions = compiled.wrt_positions
         if len(positions) == 1:
@@ -212,6 +214,26 @@ def _format(compiled: CompiledVJP, cotangents: tuple, args: tuple, kwargs: dict)
     if len(primals) == 1:
         return _finish_cotangent(cotangents[0], primals[0])
     return tuple(map(_finish_cotangent, cotangents, primals))
+
+
+def _format_variadic(compiled: CompiledVJP, cotangents: tuple, args: tuple, kwargs: dict):
+    """`_format` for a function with a `*name` parameter.
+
+    The cotangent of that parameter is a tuple, and each of its items is
+    finished against its own argument, so an int argument gets None.
+    """
+    values = _argument_values(compiled, args, kwargs)
+    gradient = []
+    for selector, cotangent in zip(compiled.wrt, cotangents, strict=True):
+        name, index = variadic_item(selector)
+        primal = values.get(name)
+        if index is not None:
+            primal = primal[index]
+        if name == compiled.variadic and index is None:
+            gradient.append(tuple(map(_finish_cotangent, cotangent, primal)))
+        else:
+            gradient.append(_finish_cotangent(cotangent, primal))
+    return gradient[0] if len(gradient) == 1 else tuple(gradient)
 
 
 def _describe(value) -> str:
@@ -379,6 +401,21 @@ def _parameter_names(function, vjp) -> tuple[str, ...]:
         kinds = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
         return tuple(p.name for p in signature.parameters.values() if p.kind not in kinds)
 
+    # NOTE: a registered derivative cannot cover a *name parameter yet, since
+    # its pullback's cotangents are matched to parameters one to one.
+    for callable_object in (function, vjp):
+        try:
+            variadic = [p.name for p in inspect.signature(callable_object).parameters.values()
+                        if p.kind == inspect.Parameter.VAR_POSITIONAL]
+        except (TypeError, ValueError):
+            continue  # Builtins and C functions may have no signature.
+        if variadic:
+            raise DerivativeRegistrationError(
+                f"cannot register a derivative for {_name_of(function)}: "
+                f"{_name_of(callable_object)} takes *{variadic[0]}, and registered "
+                "derivatives support only named parameters. Give the function "
+                "named parameters, or let pullback compile it from its source"
+            )
     vjp_names = names(vjp)
     try:
         function_names = names(function)

@@ -148,12 +148,22 @@ def uses_walrus(x):
     return (y := x * 2.0) * y  # rejected: walrus
 
 
-def uses_star_args(x, *rest):  # rejected: star args
-    return x * rest[0]
+def uses_star_kwargs(x, **options):  # rejected: star kwargs
+    return x * options["scale"]
 
 
-def uses_only_star_args(*xs):  # rejected: only star args
-    return xs[0] * 2.0
+def uses_only_star_kwargs(**xs):  # rejected: only star kwargs
+    return xs["a"] * 2.0
+
+
+def uses_starred_display(x, rest):
+    items = [x, *rest]  # rejected: starred display
+    return items[0]
+
+
+def uses_starred_target(values):
+    first, *others = values  # rejected: starred target
+    return first
 
 
 def uses_set_literal(x):
@@ -191,7 +201,11 @@ UNSUPPORTED_SYNTAX = [
     (uses_import, "# rejected: import", "import", "import"),
     (uses_import_from, "# rejected: from import", "from", "import"),
     (uses_walrus, "# rejected: walrus", "y :=", ":="),
-    (uses_star_args, "# rejected: star args", "rest", "*rest"),
+    (uses_star_kwargs, "# rejected: star kwargs", "options", "**options"),
+    (uses_starred_display, "# rejected: starred display", "*rest",
+     "starred expression outside a call"),
+    (uses_starred_target, "# rejected: starred target", "*others",
+     "starred assignment target"),
     (uses_set_literal, "# rejected: set literal", "{", "set literal"),
     (uses_generator_expression, "# rejected: generator expression", "(v", "generator"),
     (uses_class, "# rejected: class", "class", "class"),
@@ -225,11 +239,11 @@ def test_unsupported_syntax(function, marker, token, phrase):
     assert "hint:" in message
 
 
-def test_only_star_args_is_syntax_error():
+def test_only_star_kwargs_is_syntax_error():
     with pytest.raises(UnsupportedSyntaxError) as info:
-        pullback.differentiable(uses_only_star_args)
-    assert_points_at(info.value, "# rejected: only star args", "xs")
-    assert "*xs" in str(info.value)
+        pullback.differentiable(uses_only_star_kwargs)
+    assert_points_at(info.value, "# rejected: only star kwargs", "xs")
+    assert "**xs" in str(info.value)
 
 
 def test_calling_local_lambda_inlines_it():

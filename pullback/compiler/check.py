@@ -52,8 +52,9 @@ _REJECTED = {
     gast.NamedExpr: ("an assignment expression (:=)", "assign in a statement of its own"),
     gast.Set: ("a set literal", "sets are not differentiable"),
     gast.Starred: (
-        "a starred expression",
-        "pass or unpack each value explicitly, so each gets its own cotangent",
+        "a starred expression outside a call's arguments",
+        "unpack into a fixed number of names, or pass the values on with "
+        "f(*values)",
     ),
 }
 
@@ -78,19 +79,16 @@ def _reject(parsed: ParsedFunction, node, what: str, hint: str):
 
 
 def _check_parameters(parsed: ParsedFunction, arguments) -> None:
-    if arguments.vararg is not None:
-        _reject(
-            parsed,
-            arguments.vararg,
-            f"a *{arguments.vararg.id} parameter",
-            "give each differentiable input a named parameter",
-        )
+    # A *name parameter is a tuple of the extra positional arguments, and its
+    # cotangent a tuple of theirs. Keyword arguments collected in a dict have
+    # no such fixed order to differentiate along.
     if arguments.kwarg is not None:
         _reject(
             parsed,
             arguments.kwarg,
             f"a **{arguments.kwarg.id} parameter",
-            "give each differentiable input a named parameter",
+            "give each keyword input a named parameter, or collect extra "
+            "positional inputs with a *name parameter",
         )
 
 
@@ -148,6 +146,10 @@ def _check_target(parsed: ParsedFunction, target) -> None:
         for element in target.elts:
             _check_target(parsed, element)
         return
+    if isinstance(target, gast.Starred):
+        _reject(parsed, target, "a starred assignment target",
+                "unpack into a fixed number of names, or index and slice the "
+                "sequence")
     if isinstance(target, gast.Subscript):
         if isinstance(target.value, gast.Name):
             return
@@ -174,8 +176,15 @@ def _check_aug_target(parsed: ParsedFunction, target) -> None:
 
 
 def _check_expression(parsed: ParsedFunction, expression) -> None:
+    # `f(x, *xs)` passes the items of xs as positional arguments, which the
+    # classifier supports for calls to Python functions. Anywhere else a
+    # starred expression is rejected.
+    call_arguments = {
+        id(argument) for node in gast.walk(expression) if isinstance(node, gast.Call)
+        for argument in node.args if isinstance(argument, gast.Starred)
+    }
     for node in gast.walk(expression):
-        if type(node) in _REJECTED:
+        if type(node) in _REJECTED and id(node) not in call_arguments:
             _reject(parsed, node, *_REJECTED[type(node)])
         if isinstance(node, gast.Call):
             for keyword in node.keywords:

@@ -54,8 +54,16 @@ class Operation:
     # Names read without derivative (indices, conditions), for liveness.
     reads: list[str] = dataclasses.field(default_factory=list)
     # For user and checkpointed calls: the callee's parameter names; input
-    # roles are positions in this tuple.
+    # roles are positions in this tuple. An argument bound to a `*name`
+    # parameter has the role (position of that parameter, index in its tuple).
     parameters: tuple[str, ...] = ()
+    # For a user call: how many arguments the call passes to the callee's
+    # `*name` parameter.
+    variadic_count: int = 0
+    # For a user call with a starred argument, `f(*xs, k=v)`: input role 0 is
+    # the sequence xs and role i > 0 the keyword argument keywords[i - 1].
+    starred: bool = False
+    keywords: tuple[str, ...] = ()
 
     @property
     def lineno(self) -> int | None:
@@ -242,10 +250,25 @@ class Classifier:
                 ) from None
         return value
 
+    def reject_starred(self, call, callee_description: str) -> None:
+        """Raise for `*xs` in a call that only a Python function's VJP can take."""
+        starred = next((a for a in call.args if isinstance(a, gast.Starred)), None)
+        if starred is None:
+            return
+        raise DifferentiationError(
+            f"a starred argument in a call to {callee_description} is not supported in "
+            "differentiated code",
+            self.location(starred),
+            "hint: pass each argument explicitly, or call a Python function "
+            "defined with a *name parameter",
+        )
+
     def call(self, statement, targets, value) -> Operation:
         callee_node = value.func
         callee = self.resolve(callee_node)
         if callee is _UNRESOLVED or _is_callable_object(callee):
+            self.reject_starred(value, f"{_source(callee_node)}, a method or callable "
+                                       "object,")
             if isinstance(callee_node, gast.Attribute) and callee is _UNRESOLVED:
                 return self.method_call(statement, targets, value)
             if isinstance(callee_node, gast.Name | gast.Attribute):
@@ -272,6 +295,7 @@ class Classifier:
                                   parameters=record.param_names, covered=record.wrt)
         target = markers.checkpointed_target(callee)
         if target is not None:
+            self.reject_starred(value, f"the checkpointed function {_display_name(callee)}")
             operation = self.user_call(statement, targets, value, target)
             operation.kind = CHECKPOINT
             operation.callee = callee
@@ -284,6 +308,7 @@ class Classifier:
                                 f"@no_derivative function {_display_name(callee)}()")
         rule = rules.FUNCTION_RULES.get(callee) if hashable else None
         if rule is not None:
+            self.reject_starred(value, rule.name)
             return self.rule_call(statement, targets, value, rule)
         kind = rules.NON_DIFFERENTIABLE_FUNCTIONS.get(callee) if _hashable(callee) else None
         if kind is not None:
@@ -295,6 +320,8 @@ class Classifier:
         if isinstance(callee, types.FunctionType | types.MethodType):
             if _is_library(callee):
                 return self.unsupported(statement, targets, value, callee)
+            if isinstance(callee, types.MethodType):
+                self.reject_starred(value, f"the method {_display_name(callee)}")
             return self.user_call(statement, targets, value, callee)
         return self.unsupported(statement, targets, value, callee)
 
@@ -404,6 +431,8 @@ class Classifier:
                 signature = inspect.signature(function)
             except (TypeError, ValueError):
                 return self.unsupported(statement, targets, call, callee)
+        if any(isinstance(a, gast.Starred) for a in call.args):
+            return self.starred_call(statement, targets, call, callee, signature)
         placeholders = list(range(len(call.args)))
         if isinstance(callee, types.MethodType):
             placeholders = [None] + placeholders
@@ -418,19 +447,52 @@ class Classifier:
                 "hint: check the call against the function's signature",
             ) from None
         inputs = []
+        variadic_count = 0
         parameter_names = list(signature.parameters)
         for name, marker in bound.arguments.items():
             position = parameter_names.index(name)
+            if covered is not None and position not in covered:
+                continue
+            kind = signature.parameters[name].kind
+            if kind == inspect.Parameter.VAR_POSITIONAL:
+                # A tuple of placeholders: the arguments the *name parameter takes.
+                variadic_count = len(marker)
+                inputs += [((position, index), call.args[argument].id)
+                           for index, argument in enumerate(marker)
+                           if isinstance(call.args[argument], gast.Name)]
+                continue
             if isinstance(marker, int):
                 node = call.args[marker]
             elif isinstance(marker, tuple) and marker and marker[0] == "keyword":
                 node = next(k.value for k in call.keywords if k.arg == marker[1])
             else:
                 continue
-            if isinstance(node, gast.Name) and (covered is None or position in covered):
+            if isinstance(node, gast.Name):
                 inputs.append((position, node.id))
         return Operation(statement, USER_CALL, targets, inputs, callee=callee,
-                         reads=_names(call), parameters=tuple(parameter_names))
+                         reads=_names(call), parameters=tuple(parameter_names),
+                         variadic_count=variadic_count)
+
+    def starred_call(self, statement, targets, call, callee, signature) -> Operation:
+        """Classify `f(*xs, k=v)`: xs is one input, whatever positions it fills."""
+        keywords = tuple(k.arg for k in call.keywords)
+        for keyword in call.keywords:
+            parameter = signature.parameters.get(keyword.arg)
+            if parameter is None or parameter.kind in (parameter.POSITIONAL_ONLY,
+                                                       parameter.VAR_POSITIONAL):
+                raise DifferentiationError(
+                    f"{_display_name(callee)} has no keyword parameter {keyword.arg!r}",
+                    self.location(call),
+                    "hint: check the call against the function's signature",
+                )
+        sequence = call.args[0].value
+        inputs = _input(sequence, 0) + [
+            (index + 1, keyword.value.id) for index, keyword in enumerate(call.keywords)
+            if isinstance(keyword.value, gast.Name)
+        ]
+        return Operation(statement, USER_CALL, targets, inputs, callee=callee,
+                         reads=_names(call), parameters=tuple(signature.parameters),
+                         starred=True, keywords=keywords)
 
 
 UNSUPPORTED = "unsupported"

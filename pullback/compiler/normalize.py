@@ -101,6 +101,8 @@ class _Normalizer:
         self.inlining: list = []
         # SSA name -> a group of names bound to one value by plain copies.
         self.alias_groups: dict[str, str] = {}
+        # SSA names that hold a tuple for sure: the *name parameter.
+        self.tuples: set[str] = set()
 
     # Names and versions.
 
@@ -228,7 +230,10 @@ class _Normalizer:
                 callee = gast.Attribute(value=owner, attr=callee.attr, ctx=gast.Load())
             else:
                 callee = self.atom(callee, env, out)
-        args = [self.atom(a, env, out) for a in node.args]
+        if any(isinstance(a, gast.Starred) for a in node.args):
+            args = [self.starred_arguments(node, env, out)]
+        else:
+            args = [self.atom(a, env, out) for a in node.args]
         keywords = [
             gast.keyword(arg=k.arg, value=self.atom(k.value, env, out))
             for k in node.keywords
@@ -236,6 +241,36 @@ class _Normalizer:
         call = gast.Call(func=callee, args=args, keywords=keywords)
         gast.copy_location(call, node)
         return call
+
+    def starred_arguments(self, node, env: dict, out: list):
+        """Return `*arguments`, one starred name holding all positional arguments.
+
+        `f(*xs)` keeps xs. `f(a, *xs, b)` first joins the parts into one
+        tuple, `f_arguments = rt.joined((a,), xs, (b,))`, whose adjoint
+        splits the cotangent back into the parts.
+        """
+        if len(node.args) == 1:
+            value = self.atom(node.args[0].value, env, out)
+        else:
+            parts = []
+            plain = []
+            for argument in node.args + [None]:
+                if argument is not None and not isinstance(argument, gast.Starred):
+                    plain.append(self.atom(argument, env, out))
+                    continue
+                if plain:
+                    display = gast.Tuple(elts=plain, ctx=gast.Load())
+                    parts.append(self.atom(display, env, out))
+                    plain = []
+                if argument is not None:
+                    parts.append(self.atom(argument.value, env, out))
+            joined = gast.Call(func=self.runtime("joined"), args=parts, keywords=[])
+            label = _callee_label(node.func)
+            temporary = self.namer.fresh(f"{label}_arguments")
+            out.append(_assign(temporary, joined, self.lineno))
+            value = _name(temporary)
+        starred = gast.Starred(value=value, ctx=gast.Load())
+        return gast.copy_location(starred, node.args[0])
 
     def local_function(self, callee, env: dict):
         """Return the def or lambda a called name refers to, if it is local."""
@@ -271,8 +306,7 @@ class _Normalizer:
 
     def lambda_value(self, node, env: dict):
         """Keep a lambda as a value, its free names read as they are now."""
-        params = {a.id for a in node.args.posonlyargs + node.args.args
-                  + node.args.kwonlyargs}
+        params = {a.id for a in _parameters(node.args)}
         visible = {key: value for key, value in env.items() if key not in params}
         return self.rename_only(node, visible)
 
@@ -417,6 +451,8 @@ class _Normalizer:
     def sequence(self, node, env: dict, out: list):
         """Hold an iterable as a sequence that supports len() and indexing."""
         value = self.atom(node, env, out)
+        if isinstance(value, gast.Name) and value.id in self.tuples:
+            return value
         as_sequence = gast.Attribute(value=_name(self.runtime_alias), attr="sequence",
                                      ctx=gast.Load())
         call = gast.Call(func=as_sequence, args=[value], keywords=[])
@@ -671,14 +707,24 @@ class _Normalizer:
                 "hint: define recursive functions at module level",
             )
         arguments = function_node.args
-        if arguments.vararg or arguments.kwarg:
+        if arguments.kwarg:
             raise DifferentiationError(
-                f"the local function {label} takes *args or **kwargs",
+                f"the local function {label} takes **{arguments.kwarg.id}",
                 self.parsed.location(call),
-                "hint: give each input a named parameter",
+                "hint: give each keyword input a named parameter",
+            )
+        starred = next((a for a in call.args if isinstance(a, gast.Starred)), None)
+        if starred is not None:
+            raise DifferentiationError(
+                f"the call to the local function {label} has a starred argument, "
+                "and a local function is inlined where it is called, which needs "
+                "the number of arguments at compile time",
+                self.parsed.location(starred),
+                "hint: pass each argument explicitly, or define the function at "
+                "module level",
             )
         params = arguments.posonlyargs + arguments.args
-        if len(call.args) > len(params):
+        if len(call.args) > len(params) and arguments.vararg is None:
             raise DifferentiationError(
                 f"the local function {label} takes {len(params)} positional "
                 f"arguments but {len(call.args)} were given",
@@ -686,6 +732,10 @@ class _Normalizer:
         values = {}
         for param, argument in zip(params, call.args, strict=False):
             values[param.id] = self.atom(argument, env, out)
+        if arguments.vararg is not None:
+            # The extra positional arguments, as the tuple a call would bind.
+            extra = [self.atom(a, env, out) for a in call.args[len(params):]]
+            values[arguments.vararg.id] = gast.Tuple(elts=extra, ctx=gast.Load())
         for keyword in call.keywords:
             values[keyword.arg] = self.atom(keyword.value, env, out)
         defaults = dict(zip([p.id for p in params[len(params) - len(arguments.defaults):]],
@@ -695,7 +745,8 @@ class _Normalizer:
             if default is not None:
                 defaults[param.id] = default
         inner = {key: value for key, value in env.items() if key != RETURN_KEY}
-        for param in params + arguments.kwonlyargs:
+        vararg = [arguments.vararg] if arguments.vararg is not None else []
+        for param in params + vararg + arguments.kwonlyargs:
             if param.id in values:
                 value = values[param.id]
             elif param.id in defaults:
@@ -857,7 +908,7 @@ def normalize_function(parsed: ParsedFunction, namer: Namer,
                        runtime_alias: str) -> NormalizedFunction:
     """Return the function's body in A-normal form with single assignment."""
     node = parsed.node
-    params = [a.id for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs]
+    params = [a.id for a in _parameters(node.args)]
     if parsed.is_lambda:
         statement = gast.Return(value=node.body)
         gast.copy_location(statement, node.body)
@@ -873,6 +924,8 @@ def normalize_function(parsed: ParsedFunction, namer: Namer,
         statements = move_code_after_returns(statements)
     local_names = _assigned_names(statements) | set(params)
     normalizer = _Normalizer(parsed, namer, local_names, runtime_alias)
+    if node.args.vararg is not None:
+        normalizer.tuples.add(node.args.vararg.id)
     env = {}
     for param in params:
         env[param] = param
@@ -900,6 +953,18 @@ _AUGMENTED_SYMBOLS = {
     "Add": "+=", "Sub": "-=", "Mult": "*=", "Div": "/=", "FloorDiv": "//=",
     "Mod": "%=", "Pow": "**=", "MatMult": "@=",
 }
+
+
+def _parameters(arguments) -> list:
+    """Return the parameters in signature order, a *name parameter included."""
+    vararg = [arguments.vararg] if arguments.vararg is not None else []
+    return arguments.posonlyargs + arguments.args + vararg + arguments.kwonlyargs
+
+
+def _callee_label(callee) -> str:
+    if isinstance(callee, gast.Attribute):
+        return callee.attr
+    return callee.id if isinstance(callee, gast.Name) else "call"
 
 
 class _RenameNames(gast.NodeTransformer):

@@ -43,9 +43,13 @@ class CompiledVJP:
     # The VJP for calls whose arguments are all Python numbers, when the
     # function does only arithmetic; None otherwise.
     numbers_vjp: types.FunctionType | None = None
+    # The function's `*name` parameter, or None. A `wrt` entry such as
+    # "rest[1]" selects one item of its tuple.
+    variadic: str | None = None
 
     def __post_init__(self):
-        self.wrt_positions = tuple(self.params.index(name) for name in self.wrt)
+        self.wrt_positions = tuple(
+            self.params.index(variadic_item(name)[0]) for name in self.wrt)
 
     def is_current(self) -> bool:
         """Return whether every free name still refers to the object compiled against.
@@ -87,11 +91,38 @@ _cache: dict[tuple, CompiledVJP] = {}
 _lock = threading.RLock()
 
 
-# CO_VARARGS | CO_VARKEYWORDS: the function takes *args or **kwargs.
-_VARIADIC_FLAGS = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
+def variadic_item(selector: str) -> tuple[str, int | None]:
+    """Split a `wrt` entry into a parameter name and an index: "rest[1]" is ("rest", 1).
+
+    A plain parameter name has the index None.
+    """
+    base, bracket, rest = selector.partition("[")
+    if not bracket:
+        return selector, None
+    return base, int(rest.rstrip("]"))
+
+
+def variadic_parameter(function) -> tuple[str | None, int]:
+    """Return the name of a plain function's `*name` parameter and the positional count.
+
+    The name is None when the function has no such parameter. Registered
+    derivatives and checkpointed functions are looked through as in
+    `parameter_names`.
+    """
+    function = markers.checkpointed_target(function) or function
+    if registry.custom_derivative(function) is not None:
+        return None, 0
+    method = getattr(function, "__func__", None)
+    if method is not None and registry.custom_derivative(method) is not None:
+        return None, 0
+    code = unwrap_function(function).__code__
+    if not code.co_flags & inspect.CO_VARARGS:
+        return None, code.co_argcount
+    return code.co_varnames[code.co_argcount + code.co_kwonlyargcount], code.co_argcount
 
 
 def parameter_names(function) -> tuple[str, ...]:
+    """Return the parameters in signature order, a `*name` parameter included."""
     function = markers.checkpointed_target(function) or function
     record = registry.custom_derivative(function)
     if record is not None:
@@ -102,31 +133,45 @@ def parameter_names(function) -> tuple[str, ...]:
         return record.param_names[1:]  # A bound method: self is given.
     function = unwrap_function(function)
     code = function.__code__
-    count = code.co_argcount + code.co_kwonlyargcount
-    return tuple(code.co_varnames[:count])
+    names = code.co_varnames
+    positional = names[: code.co_argcount]
+    keyword_only = names[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
+    variadic = ()
+    if code.co_flags & inspect.CO_VARARGS:
+        variadic = (names[code.co_argcount + code.co_kwonlyargcount],)
+    return tuple(positional + variadic + keyword_only)
 
 
 def resolve_wrt(function, wrt) -> tuple[str, ...]:
-    """Turn `wrt` (None, a name, an index, or a tuple of them) into names."""
+    """Turn `wrt` (None, a name, an index, or a tuple of them) into names.
+
+    For a function with a `*rest` parameter, the name "rest" selects the
+    whole tuple of extra positional arguments. An index counts the
+    positional arguments as a call passes them, so an index past the named
+    positional parameters selects one item of rest, written "rest[i]".
+    """
     params = parameter_names(function)
     qualname = getattr(function, "__qualname__", repr(function))
     if wrt is None:
         code = getattr(getattr(function, "__func__", function), "__code__", None)
-        if not params and code is not None and code.co_flags & _VARIADIC_FLAGS:
-            return ()  # The syntax check rejects *args and **kwargs parameters.
+        if not params and code is not None and code.co_flags & inspect.CO_VARKEYWORDS:
+            return ()  # The syntax check rejects **kwargs parameters.
         if not params:
             raise WrtError(f"{qualname} has no parameters to differentiate with respect to")
         return params
     items = wrt if isinstance(wrt, tuple | list) else (wrt,)
     if not items:
         raise WrtError(f"wrt=() selects no parameter of {qualname}; pass at least one")
+    variadic, positional_count = variadic_parameter(function)
     names = []
     for item in items:
         if isinstance(item, bool) or not isinstance(item, int | str):
             raise WrtError(
                 f"wrt items must be parameter names or indices, got {item!r}"
             )
-        if isinstance(item, int):
+        if isinstance(item, int) and variadic is not None:
+            item = _variadic_index(item, qualname, variadic, positional_count, params)
+        elif isinstance(item, int):
             if not -len(params) <= item < len(params):
                 raise WrtError(
                     f"wrt index {item} is out of range: {qualname} has "
@@ -140,7 +185,26 @@ def resolve_wrt(function, wrt) -> tuple[str, ...]:
         if item in names:
             raise WrtError(f"wrt names the parameter {item!r} twice")
         names.append(item)
+    if variadic in names and any(variadic_item(n)[1] is not None for n in names):
+        raise WrtError(
+            f"wrt selects both the parameter {variadic!r} of {qualname} and an "
+            f"item of it; pass {variadic!r} for every item, or indices for some"
+        )
     return tuple(names)
+
+
+def _variadic_index(index: int, qualname: str, variadic: str, positional_count: int,
+                    params: tuple[str, ...]) -> str:
+    """Resolve an index into the positional arguments of a function with *variadic."""
+    if index < 0:
+        raise WrtError(
+            f"wrt index {index} is ambiguous: {qualname} takes *{variadic}, so "
+            "how many positional arguments a call passes is not known when "
+            f"compiling; count from the start, or pass the name {variadic!r}"
+        )
+    if index < positional_count:
+        return params[index]
+    return f"{variadic}[{index - positional_count}]"
 
 
 def compile_vjp(function, wrt=None, single_use: bool = False) -> CompiledVJP:
@@ -165,9 +229,57 @@ def compile_vjp(function, wrt=None, single_use: bool = False) -> CompiledVJP:
     with _lock:
         compiled = _cache.get(key)
         if compiled is None or not compiled.is_current():
-            compiled = _compile(function, wrt_names, single_use)
+            parameters = tuple(dict.fromkeys(variadic_item(n)[0] for n in wrt_names))
+            if parameters == wrt_names:
+                compiled = _compile(function, wrt_names, single_use)
+            else:
+                compiled = _select_items(compile_vjp(function, parameters, single_use),
+                                         wrt_names)
             _cache[key] = compiled
         return compiled
+
+
+def _select_items(compiled: CompiledVJP, selectors: tuple[str, ...]) -> CompiledVJP:
+    """Wrap a VJP so its pullback returns items of the `*name` parameter's cotangent.
+
+    `compiled` differentiates whole parameters. Each selector "rest[i]" picks
+    item i of the cotangent of rest, and each plain name its parameter's
+    cotangent.
+    """
+    parts = [variadic_item(selector) for selector in selectors]
+    slots = [compiled.wrt.index(name) for name, _ in parts]
+    positional_count = compiled.params.index(compiled.variadic)
+    qualname = compiled.function.__qualname__
+    base_vjp = compiled.vjp
+
+    def selected_vjp(*args, **kwargs):
+        passed = len(args)
+        for selector, (_, index) in zip(selectors, parts, strict=True):
+            if index is not None and positional_count + index >= passed:
+                raise WrtError(
+                    f"wrt index {positional_count + index} selects the positional "
+                    f"argument {selector} of {qualname}, but the call passes "
+                    f"{passed} positional arguments; pass more arguments or "
+                    "choose a smaller index"
+                )
+        value, pullback = base_vjp(*args, **kwargs)
+
+        def selected_pullback(cotangent):
+            cotangents = pullback(cotangent)
+            return tuple(
+                cotangents[slot] if index is None else cotangents[slot][index]
+                for slot, (_, index) in zip(slots, parts, strict=True)
+            )
+
+        return value, selected_pullback
+
+    variadic = compiled.variadic
+    note = (
+        f"# wrt {', '.join(selectors)}: {variadic}[i] is item i of the cotangent "
+        f"of *{variadic}, which the pullback below returns whole.\n"
+    )
+    return dataclasses.replace(compiled, wrt=selectors, vjp=selected_vjp,
+                               source=note + compiled.source)
 
 
 def _registered(record, wrt: tuple[str, ...]) -> CompiledVJP:
@@ -251,8 +363,11 @@ def _compile(function: types.FunctionType, wrt: tuple[str, ...],
         parsed.closure_names, f"{parsed.name}_vjp",
     )
     numbers_vjp = None
+    variadic = parsed.node.args.vararg
     # Only the API calls the VJP for numbers, and its pullbacks are reusable.
-    if is_arithmetic_only(block) and not single_use:
+    # Arguments that fill a *name parameter do not line up with the
+    # parameters, which the API's path for numbers relies on.
+    if is_arithmetic_only(block) and variadic is None and not single_use:
         # A second VJP for arguments that are all Python numbers: nothing
         # broadcasts there, so it calls no runtime helper per operation.
         normalized.namer = numbers_namer
@@ -269,6 +384,7 @@ def _compile(function: types.FunctionType, wrt: tuple[str, ...],
     zero = _zero_derivative_messages(parsed, activity, wrt)
     compiled = CompiledVJP(function, tuple(normalized.params), wrt, vjp, source,
                            filename, zero)
+    compiled.variadic = variadic.id if variadic is not None else None
     compiled.numbers_vjp = numbers_vjp
     compiled.resolved = resolved
     return compiled

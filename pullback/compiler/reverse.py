@@ -179,6 +179,12 @@ class ReverseBuilder:
             if item.kind == RULE and not item.rule.structured
             for target in item.targets
         }
+        # Variables from outside a loop whose cotangent the loop's pullback
+        # accumulates item by item, in place; see `reverse_loop`.
+        self.item_accumulators: set[str] = set()
+        # Variable -> kinds of contribution ("item" for a subscript's adjoint,
+        # else "other"), recorded while a loop's trial pass runs.
+        self.contribution_kinds: dict[str, set[str]] | None = None
 
     # Forward pass.
 
@@ -302,7 +308,7 @@ class ReverseBuilder:
 
     def active_parameters(self, operation: Operation) -> list[int]:
         """Positions of the callee's parameters that receive an active argument."""
-        return sorted({position for position, variable in operation.inputs
+        return sorted({_parameter_position(role) for role, variable in operation.inputs
                        if self.activity.is_active(variable)})
 
     def wrt_names(self, operation: Operation):
@@ -315,9 +321,26 @@ class ReverseBuilder:
         pullback = self.namer.fresh(f"{target}_pullback")
         self.pullback_names[id(operation)] = pullback
         call = operation.statement.value
+        if operation.starred:
+            return self.forward_starred_call(operation, pullback)
         vjp = _runtime_call(self.aliases, "vjp_of", call.func, *self.wrt_names(operation))
         vjp_call = gast.Call(func=vjp, args=call.args, keywords=call.keywords)
         targets = gast.Tuple(elts=[name(target, True), name(pullback, True)],
+                             ctx=gast.Store())
+        return gast.Assign(targets=[targets], value=vjp_call)
+
+    def forward_starred_call(self, operation: Operation, pullback: str):
+        """`y, y_pullback = rt.starred_vjp(f)(xs)` in place of `y = f(*xs)`."""
+        call = operation.statement.value
+        active = self.active_parameters(operation)
+        keywords = [gast.Constant(value=operation.keywords[p - 1], kind=None)
+                    for p in active if p > 0]
+        vjp = _runtime_call(self.aliases, "starred_vjp", call.func, *keywords)
+        if 0 not in active:
+            vjp.keywords = [gast.keyword(arg="arguments",
+                                         value=gast.Constant(value=False, kind=None))]
+        vjp_call = gast.Call(func=vjp, args=[call.args[0].value], keywords=call.keywords)
+        targets = gast.Tuple(elts=[name(operation.targets[0], True), name(pullback, True)],
                              ctx=gast.Store())
         return gast.Assign(targets=[targets], value=vjp_call)
 
@@ -440,18 +463,43 @@ class ReverseBuilder:
         # A first pass finds which outer cotangents the loop reaches, and
         # whether all their contributions are numbers or arrays.
         trial = dict(defined)
+        enclosing_kinds = self.contribution_kinds
+        kinds = self.contribution_kinds = {}
         self.reverse_iteration(loop, trial, _Commenter(self.normalized, ""), frame)
+        self.contribution_kinds = enclosing_kinds
+        if enclosing_kinds is not None:
+            for variable, found in kinds.items():
+                enclosing_kinds.setdefault(variable, set()).update(found)
+
+        # An outer value that the loop only indexes, such as the sequence of a
+        # `for x in xs` loop, gets an accumulator that each iteration adds
+        # its item's cotangent to in place. Adding a whole cotangent of xs
+        # per iteration would cost the length of xs each time.
         before = []
+        after = []
+        accumulators = set()
         state = dict(defined)
         for variable in sorted(set(trial) - set(defined) - local):
+            cotangent = self.namer.cotangent(variable)
+            if kinds.get(variable) == {"item"} and variable not in loop.headers \
+                    and not self.scalars:
+                accumulators.add(variable)
+                start = _runtime_call(self.aliases, "item_accumulator", name(variable))
+                before.append(_assign(cotangent, start))
+                end = _runtime_call(self.aliases, "accumulated", name(cotangent))
+                after.append(_assign(cotangent, end))
+                state[variable] = False
+                continue
             zero = self.zero(variable)
-            before.append(_assign(self.namer.cotangent(variable), zero))
+            before.append(_assign(cotangent, zero))
             state[variable] = trial[variable]
         entry = dict(state)
 
         line = source_line_of(loop.statement)
         commenter.last = line
+        self.item_accumulators |= accumulators
         body = self.reverse_iteration(loop, state, commenter, frame)
+        self.item_accumulators -= accumulators
         body = self.restore(frame, loop.body, body, always=True)
         defined.clear()
         defined.update(entry)
@@ -460,6 +508,7 @@ class ReverseBuilder:
         commenter.before(line, out)
         out.extend(before)
         out.extend(self.walk_tape_backwards(loop, frame, body))
+        out.extend(after)
         commenter.last = None
         return out
 
@@ -508,9 +557,14 @@ class ReverseBuilder:
                 state[header] = False
         return out
 
+    def record_contribution(self, variable: str, kind: str = "other") -> None:
+        if self.contribution_kinds is not None:
+            self.contribution_kinds.setdefault(variable, set()).add(kind)
+
     def accumulate(self, variable: str, contribution, numeric: bool,
-                   defined: dict, out: list) -> None:
+                   defined: dict, out: list, kind: str = "other") -> None:
         """Add a contribution to `variable`'s cotangent, binding it if new."""
+        self.record_contribution(variable, kind)
         cotangent = self.namer.cotangent(variable)
         # Only values computed by rules are arrays or numbers for sure: a
         # parameter or a display may be a list, for which + would concatenate.
@@ -644,27 +698,49 @@ class ReverseBuilder:
             value=gast.Attribute(value=self.aliases.numpy, attr="s_", ctx=gast.Load()),
             slice=index, ctx=gast.Load())
         for _, variable in active_inputs:
+            item_cotangent = name(self.namer.cotangent(target))
+            if variable in self.item_accumulators:
+                cotangent = self.namer.cotangent(variable)
+                # `np.s_[i]` is `i` itself, so a plain name needs no np.s_.
+                position = index if isinstance(index, gast.Name) else index_expression
+                add = _runtime_call(self.aliases, "accumulate_item", name(cotangent),
+                                    position, item_cotangent)
+                out.append(_assign(cotangent, add))
+                continue
             contribution = _runtime_call(
-                self.aliases, "subscript_adjoint",
-                name(self.namer.cotangent(target)), name(variable), index_expression)
-            self.accumulate(variable, contribution, False, defined, out)
+                self.aliases, "subscript_adjoint", item_cotangent, name(variable),
+                index_expression)
+            self.accumulate(variable, contribution, False, defined, out, kind="item")
 
     def reverse_user_call(self, operation, pullback, active_inputs, defined, out) -> None:
+        """`x_bar, w_bar = y_pullback(y_bar)`, one cotangent per active parameter.
+
+        The cotangent of a `*name` parameter is a tuple, unpacked into one
+        name per argument it took: `x_bar, (a_bar, b_bar) = y_pullback(y_bar)`.
+        """
         target = operation.targets[0]
         positions = self.active_parameters(operation)
-        names = [None] * len(positions)
+        elements = [None] * len(positions)
         followups = []
-        for position, variable in active_inputs:
-            slot = positions.index(position)
+        for role, variable in active_inputs:
+            self.record_contribution(variable)
             if variable not in defined:
-                names[slot] = self.namer.cotangent(variable)
+                cotangent = self.namer.cotangent(variable)
                 defined[variable] = False
             else:
-                piece = self.namer.fresh(
+                cotangent = self.namer.fresh(
                     f"{variable}_bar_from_{_callee_word(operation.callee)}")
-                names[slot] = piece
-                followups.append((variable, piece))
-        elements = [name(n, True) for n in names]
+                followups.append((variable, cotangent))
+            slot = positions.index(_parameter_position(role))
+            if isinstance(role, tuple):  # One argument of a *name parameter.
+                if elements[slot] is None:
+                    unused = self.namer.fresh("unused")
+                    items = [name(unused, True)
+                             for _ in range(operation.variadic_count)]
+                    elements[slot] = gast.Tuple(elts=items, ctx=gast.Store())
+                elements[slot].elts[role[1]] = name(cotangent, True)
+            else:
+                elements[slot] = name(cotangent, True)
         call = gast.Call(func=name(pullback),
                          args=[name(self.namer.cotangent(target))], keywords=[])
         targets = gast.Tuple(elts=elements, ctx=gast.Store())
@@ -765,6 +841,11 @@ def _source(node) -> str:
     return ast.unparse(gast.gast_to_ast(node))
 
 
+def _parameter_position(role) -> int:
+    """Return the callee's parameter position of a call input's role."""
+    return role[0] if isinstance(role, tuple) else role
+
+
 def _callee_word(callee) -> str:
     return getattr(callee, "__name__", "call").strip("<>") or "call"
 
@@ -791,7 +872,8 @@ def _user_arguments(arguments):
     import copy
 
     copied = copy.deepcopy(arguments)
-    for arg in copied.posonlyargs + copied.args + copied.kwonlyargs:
+    vararg = [copied.vararg] if copied.vararg is not None else []
+    for arg in copied.posonlyargs + copied.args + vararg + copied.kwonlyargs:
         arg.annotation = None
         arg.ctx = gast.Param()
     return copied

@@ -102,30 +102,21 @@ def _layers_within(root):
             pending.extend(vars(value).values() if hasattr(value, "__dict__") else ())
 
 
-# NOTE: Swift's `sequenced(through:)` takes up to six layers through
-# overloads. This takes up to eight as named parameters, because pullback
-# cannot yet compile a call to a function with a `*layers` parameter.
-def sequenced(x, layer1, layer2=None, layer3=None, layer4=None, layer5=None,
-              layer6=None, layer7=None, layer8=None):
-    """Return `x` passed through the layers in order: `layer2(layer1(x))`, ...
+def sequenced(x, *layers):
+    """Return `x` passed through the layers in order: `layers[1](layers[0](x))`, ...
 
-    Takes one to eight layers.
+    This is Swift's `sequenced(through:)` for any number of layers, at least
+    one. The gradient with respect to the layers is a tuple with one
+    tangent per layer::
+
+        def __call__(self, x):
+            return nn.sequenced(x, self.conv, self.pool, self.flatten, self.dense)
     """
-    # Written out instead of looping over a tuple of the layers, whose
-    # pullback would build and add a tangent for the whole tuple per layer.
-    x = layer1(x)
-    if layer2 is not None:
-        x = layer2(x)
-    if layer3 is not None:
-        x = layer3(x)
-    if layer4 is not None:
-        x = layer4(x)
-    if layer5 is not None:
-        x = layer5(x)
-    if layer6 is not None:
-        x = layer6(x)
-    if layer7 is not None:
-        x = layer7(x)
-    if layer8 is not None:
-        x = layer8(x)
+    if not layers:
+        raise ValueError(
+            "sequenced needs at least one layer: pass them after the input, as "
+            "in sequenced(x, dense1, dense2)"
+        )
+    for layer in layers:
+        x = layer(x)
     return x

@@ -79,6 +79,8 @@ from pullback.runtime.shapes import (
     vstack_adjoint,
 )
 from pullback.runtime.structure import (
+    accumulate_item,
+    accumulated,
     appended,
     dict_of,
     dict_values_cotangent,
@@ -86,7 +88,10 @@ from pullback.runtime.structure import (
     extended_head,
     extended_tail,
     index,
+    item_accumulator,
     item_cotangent,
+    joined,
+    joined_part_cotangent,
     require_array_member,
     sequence,
     subscript_adjoint,
@@ -101,6 +106,7 @@ from pullback.runtime.tangents import (
     zero_cotangent,
     zeros_like,
 )
+from pullback.runtime.variadic import starred_vjp
 
 __all__ = [
     "require_array_member",
@@ -115,6 +121,12 @@ __all__ = [
     "with_item",
     "item_cotangent",
     "index",
+    "accumulate_item",
+    "accumulated",
+    "item_accumulator",
+    "joined",
+    "joined_part_cotangent",
+    "starred_vjp",
     "extended",
     "dict_values_cotangent",
     "dict_of",

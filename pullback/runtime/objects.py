@@ -17,6 +17,7 @@ import numpy as np
 
 from pullback.runtime import tangents
 from pullback.runtime.registry import vjp_of
+from pullback.runtime.variadic import wrt_for_positions
 
 
 class ObjectTangent:
@@ -220,6 +221,8 @@ def method_vjp(owner, name: str, positions: tuple[int, ...]):
     if isinstance(attribute, types.MethodType) and attribute.__self__ is owner:
         function = attribute.__func__
         names = _parameter_names(function)
+        if positions and positions[-1] >= len(names) or "*" in names:
+            return _spread_vjp(function, positions, owner)
         vjp = vjp_of(function, *(names[p] for p in positions))
 
         def bound_vjp(*args, **kwargs):
@@ -240,7 +243,10 @@ def method_vjp(owner, name: str, positions: tuple[int, ...]):
         )
     names = _parameter_names(attribute)
     inner = [p - 1 for p in positions if p > 0]
-    vjp = vjp_of(attribute, *(names[p] for p in inner))
+    if inner and inner[-1] >= len(names) or "*" in names:
+        vjp = _spread_vjp(attribute, inner)
+    else:
+        vjp = vjp_of(attribute, *(names[p] for p in inner))
 
     def stored_vjp(*args, **kwargs):
         value, pullback = vjp(*args, **kwargs)
@@ -252,6 +258,26 @@ def method_vjp(owner, name: str, positions: tuple[int, ...]):
         return value, stored_pullback
 
     return stored_vjp
+
+
+def _spread_vjp(function, positions, owner=None):
+    """Return a VJP of `function` whose pullback returns one cotangent per position.
+
+    A function with a `*name` parameter has a pullback that returns that
+    parameter's cotangent as one tuple, which this VJP spreads out. `owner`,
+    when given, is passed as the first argument, which is position 0.
+    """
+    names, spread = wrt_for_positions(function, positions)
+    vjp = vjp_of(function, *names)
+    prefix = () if owner is None else (owner,)
+
+    def spread_vjp(*args, **kwargs):
+        value, pullback = vjp(*prefix, *args, **kwargs)
+        if spread is None:
+            return value, pullback
+        return value, lambda cotangent: spread(pullback(cotangent))
+
+    return spread_vjp
 
 
 def _is_callable_object(value) -> bool:
@@ -311,7 +337,11 @@ def _parameter_names(function) -> tuple[str, ...]:
     if record is not None:
         names = record.param_names
     else:
-        names = tuple(inspect.signature(function).parameters)
+        # A *name parameter reads as "*", so callers find it without another lookup.
+        names = tuple(
+            "*" if parameter.kind == parameter.VAR_POSITIONAL else name
+            for name, parameter in inspect.signature(function).parameters.items()
+        )
     with contextlib.suppress(TypeError):  # An unhashable callable is not cached.
         _parameter_names_cache[function] = names
     return names

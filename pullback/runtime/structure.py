@@ -57,6 +57,75 @@ def subscript_adjoint(cotangent, primal, index):
     )
 
 
+class ItemAccumulator:
+    """Cotangents of a sequence's items, added to one item at a time.
+
+    A loop's pullback that reads `xs[i]` once per iteration adds each item's
+    cotangent here in place, in constant time, and `accumulated` then makes
+    the cotangent of xs. The accumulator belongs to that one pullback run,
+    so changing it in place is safe.
+    """
+
+    __slots__ = ("primal", "items")
+
+    def __init__(self, primal):
+        self.primal = primal
+        self.items = dict.fromkeys(primal) if isinstance(primal, dict) else (
+            [None] * len(primal))
+
+
+def item_accumulator(primal):
+    """Return an empty accumulator for the cotangents of `primal`'s items.
+
+    For an array it is a zero array, which `accumulate_item` adds into.
+    """
+    if isinstance(primal, np.ndarray):
+        return np.zeros(primal.shape, primal.dtype if primal.dtype.kind in "fc" else float)
+    if isinstance(primal, tuple | list | dict):
+        return ItemAccumulator(primal)
+    raise TypeError(
+        f"cannot differentiate a subscript of a {type(primal).__name__}, because "
+        "differentiated code indexes only arrays, tuples, lists and dicts"
+    )
+
+
+def accumulate_item(accumulator, index, cotangent):
+    """Add the cotangent of `primal[index]` into `accumulator`, in place, and return it."""
+    if cotangent is None:
+        return accumulator
+    if type(index) is int and type(accumulator) is ItemAccumulator:
+        # The common case, once per iteration of `for x in xs`.
+        items = accumulator.items
+        current = items[index]
+        items[index] = cotangent if current is None else add(current, cotangent)
+        return accumulator
+    if isinstance(accumulator, np.ndarray):
+        if _is_basic_index(index):
+            accumulator[index] += cotangent
+        else:
+            np.add.at(accumulator, index, cotangent)
+        return accumulator
+    items = accumulator.items
+    if isinstance(index, slice):
+        for position, piece in zip(range(*index.indices(len(items))), cotangent,
+                                   strict=True):
+            items[position] = add(items[position], piece)
+    else:
+        items[index] = add(items[index], cotangent)
+    return accumulator
+
+
+def accumulated(accumulator):
+    """Return the cotangent of the primal that `accumulator` collected item cotangents of."""
+    if not isinstance(accumulator, ItemAccumulator):
+        return accumulator
+    primal = accumulator.primal
+    if isinstance(primal, dict):
+        return {key: zeros_like(value) if accumulator.items[key] is None
+                else accumulator.items[key] for key, value in primal.items()}
+    return like_sequence(accumulator.items, primal)
+
+
 def unpack_adjoint(primal, cotangents: tuple):
     """Cotangent of `primal` from the cotangents of the names it unpacked into."""
     parts = [
@@ -79,6 +148,55 @@ def sequence(iterable):
     if isinstance(iterable, np.ndarray | list | tuple | range):
         return iterable
     return list(iterable)
+
+
+def joined(*parts) -> tuple:
+    """Return the items of the parts as one tuple: the arguments of `f(a, *xs)`.
+
+    Differentiated code joins `(a,)` and `xs` this way before the call.
+    """
+    items = []
+    for part in parts:
+        require_sequence(part)
+        items.extend(part)
+    return tuple(items)
+
+
+def joined_part_cotangent(cotangent, parts: tuple, index: int):
+    """Cotangent of `parts[index]` from the cotangent of `joined(*parts)`."""
+    start = sum(len(part) for part in parts[:index])
+    part = parts[index]
+    return like_sequence(cotangent[start : start + len(part)], part)
+
+
+def require_sequence(value) -> None:
+    """Raise unless `value` can be passed as `*value` in differentiated code."""
+    if not isinstance(value, tuple | list | np.ndarray | range):
+        from pullback.errors import DifferentiationError
+
+        raise DifferentiationError(
+            f"a starred argument *xs in differentiated code must be a tuple, list "
+            f"or array, but xs is a {type(value).__name__}",
+            hint="hint: build a tuple or list of the values before the call",
+        )
+
+
+def like_sequence(cotangents, primal):
+    """Return one cotangent per item of `primal` as a cotangent of `primal` itself.
+
+    A tuple or list gets the same kind of sequence and an array the stacked
+    cotangents. A None item, which no derivative reached, becomes the zero of
+    its primal item.
+    """
+    parts = [zeros_like(item) if cotangent is None else cotangent
+             for item, cotangent in zip(primal, cotangents, strict=True)]
+    if isinstance(primal, np.ndarray):
+        if not parts:
+            return np.zeros_like(primal)
+        return np.stack([np.asarray(part, dtype=primal.dtype) for part in parts])
+    if isinstance(primal, list):
+        return parts
+    return tuple(parts)
 
 
 class _Index:

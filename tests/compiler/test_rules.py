@@ -704,6 +704,10 @@ MARKERS = [
     fn(structure.extended, [normal(2)], [normal(3), normal(1)]),
     fn(structure.extended, [normal(2)], (normal(3), normal(1)), case_id="tuple"),
     fn(structure.dict_of, Lit(("a", "b")), (normal(2), scalar())),
+    # `f(a, *xs)` joins its positional arguments from a tuple display and the
+    # starred sequence, which may be a list or an array's rows.
+    fn(structure.joined, (normal(2), scalar()), [normal(3)], normal(2, 3),
+       case_id="tuple-list-array"),
 ]
 
 MATH = [

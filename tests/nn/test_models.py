@@ -325,6 +325,72 @@ def test_sequenced_with_one_layer():
     check_model_gradient(squared_error, OneLayerSequence(), paths=dense_paths("dense"))
 
 
+class TwoLayerSequence(nn.Layer):
+    def __init__(self):
+        self.hidden = nn.Dense(3, 4, nn.tanh, rng=0, dtype=np.float64)
+        self.output = nn.Dense(4, 2, rng=1, dtype=np.float64)
+
+    def __call__(self, x):
+        return nn.sequenced(x, self.hidden, self.output)
+
+
+def test_sequenced_with_two_layers():
+    check_model_gradient(squared_error, TwoLayerSequence(),
+                         paths=[*dense_paths("hidden"), *dense_paths("output")])
+
+
+class DeepSequence(nn.Layer):
+    """Eleven layers through one `sequenced` call, more than any fixed limit."""
+
+    def __init__(self):
+        activations = [nn.tanh, nn.sigmoid, nn.relu]
+        self.first = nn.Dense(3, 4, nn.tanh, rng=0, dtype=np.float64)
+        self.middle = [nn.Dense(4, 4, activations[i % 3], rng=i + 1, dtype=np.float64)
+                       for i in range(9)]
+        self.last = nn.Dense(4, 2, rng=10, dtype=np.float64)
+
+    def __call__(self, x):
+        m = self.middle
+        return nn.sequenced(x, self.first, m[0], m[1], m[2], m[3], m[4], m[5], m[6],
+                            m[7], m[8], self.last)
+
+
+def test_sequenced_with_eleven_layers():
+    model = DeepSequence()
+    paths = [*dense_paths("first"), *dense_paths("last"),
+             *(path for i in range(9) for path in dense_paths("middle", i))]
+    check_model_gradient(squared_error, model, paths=paths)
+    nested = x_data
+    for layer in [model.first, *model.middle, model.last]:
+        nested = layer(nested)
+    np.testing.assert_array_equal(model(x_data), nested)
+
+
+def test_sequenced_layers_gradient_is_a_tuple():
+    layers = [nn.Dense(3, 4, nn.tanh, rng=0, dtype=np.float64),
+              nn.Dense(4, 2, rng=1, dtype=np.float64)]
+
+    def loss(x, *layers):
+        return np.sum(nn.sequenced(x, *layers) ** 2)
+
+    x_bar, layers_bar = pullback.gradient(loss)(x_data, *layers)
+    assert x_bar.shape == x_data.shape
+    assert len(layers_bar) == 2
+    for layer, tangent in zip(layers, layers_bar, strict=True):
+        assert tangent.weight.shape == layer.weight.shape
+
+
+def test_sequenced_without_layers_raises():
+    with pytest.raises(ValueError, match="at least one layer"):
+        nn.sequenced(x_data)
+
+    def loss(x):
+        return np.sum(nn.sequenced(x))
+
+    with pytest.raises(ValueError, match="at least one layer"):
+        pullback.gradient(loss)(x_data)
+
+
 def test_float32_model_gradient_keeps_dtype():
     class Small(nn.Layer):
         def __init__(self):

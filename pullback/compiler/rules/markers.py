@@ -15,6 +15,10 @@ defrule(with_derivative, "x, hook", x="rt.apply_hook(hook, g)")
 # when it is an array, list or tuple.
 defrule(structure.sequence, "iterable", iterable="g", structured=True)
 
+# `f(a, *xs)` joins its positional arguments into one tuple before the call.
+defrule(structure.joined, "*parts", structured=True,
+        parts="rt.joined_part_cotangent(g, parts, index)")
+
 # Writes and list growth, which normalization turns into new values.
 defrule(structure.with_item, "container, index, value", structured=True,
         container="rt.without_item(g, index)",

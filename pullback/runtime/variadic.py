@@ -1,0 +1,106 @@
+"""Calls whose positional arguments fill a `*name` parameter, or come from `*xs`.
+
+A VJP's pullback returns one cotangent per parameter it differentiates, and
+the cotangent of a `*name` parameter is a tuple with one item per extra
+positional argument. These helpers translate between those parameters and
+the positions of the arguments at a call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+
+from pullback.runtime import registry
+from pullback.runtime.structure import like_sequence, require_sequence
+
+# Function -> (positional parameter names, name of the *name parameter or
+# None), valid while `registry.generation` is unchanged.
+_layouts: dict = {}
+_layouts_generation = -1
+
+
+def positional_layout(function) -> tuple[tuple[str, ...], str | None]:
+    """Return the names of `function`'s positional parameters and of its `*name` one.
+
+    A bound method leaves out its instance. A function with a registered
+    derivative has the parameters of the registration.
+    """
+    global _layouts_generation
+
+    if _layouts_generation != registry.generation:
+        _layouts.clear()
+        _layouts_generation = registry.generation
+    try:
+        return _layouts[function]
+    except (KeyError, TypeError):  # TypeError: an unhashable callable.
+        pass
+    record = registry.custom_derivative(function)
+    if record is not None:
+        layout = (tuple(record.param_names), None)
+    else:
+        positional = []
+        variadic = None
+        for parameter in inspect.signature(function).parameters.values():
+            if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+                positional.append(parameter.name)
+            elif parameter.kind == parameter.VAR_POSITIONAL:
+                variadic = parameter.name
+        layout = (tuple(positional), variadic)
+    with contextlib.suppress(TypeError):  # An unhashable callable is not cached.
+        _layouts[function] = layout
+    return layout
+
+
+def wrt_for_positions(function, positions) -> tuple[tuple[str, ...], object]:
+    """Return the parameters that receive the arguments at `positions`, and a spreader.
+
+    Positions count the positional arguments of a call from 0. The spreader
+    takes the pullback's cotangents, one per returned name, and returns one
+    per position, taking items out of the `*name` parameter's tuple. When no
+    position reaches that parameter the spreader is None: the cotangents are
+    already one per position. A position beyond the parameters of a function
+    without a `*name` parameter gets no name, and the call raises TypeError.
+    """
+    positional, variadic = positional_layout(function)
+    count = len(positional)
+    names = [positional[p] for p in positions if p < count]
+    extra = [p for p in positions if p >= count]
+    if not extra or variadic is None:
+        return tuple(names), None
+    names.append(variadic)
+
+    def spread(cotangents):
+        fixed = cotangents[:-1]
+        items = cotangents[-1]
+        return (*fixed, *(items[p - count] for p in extra))
+
+    return tuple(names), spread
+
+
+def starred_vjp(function, *keywords: str, arguments: bool = True):
+    """Return the VJP of `function(*values, **kwargs)`, called as `vjp(values, **kwargs)`.
+
+    Its pullback returns the cotangent of `values`, a sequence of the same
+    kind (left out when `arguments` is false), then one cotangent per
+    keyword argument named in `keywords`.
+    """
+
+    def vjp(values, **kwargs):
+        require_sequence(values)
+        names, spread = (), None
+        if arguments:
+            names, spread = wrt_for_positions(function, range(len(values)))
+        value, pullback = registry.vjp_of(function, *names, *keywords)(*values, **kwargs)
+
+        def starred_pullback(cotangent):
+            cotangents = pullback(cotangent)
+            if not arguments:
+                return cotangents
+            own = cotangents[: len(names)]
+            per_position = spread(own) if spread is not None else own
+            return (like_sequence(per_position, values), *cotangents[len(names) :])
+
+        return value, starred_pullback
+
+    return vjp
