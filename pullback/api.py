@@ -360,7 +360,8 @@ def _parameter_names(function, vjp) -> tuple[str, ...]:
     """Return the parameters of `function`, or of its VJP when it has no signature.
 
     A keyword-only `wrt` of the VJP is left out unless `function` has a
-    parameter of that name: it receives the requested cotangents instead.
+    parameter of that name, because it receives the names of the requested
+    cotangents instead of an argument.
     """
     import inspect
 
