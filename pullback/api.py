@@ -393,7 +393,12 @@ def adjoint_source(f: Callable, wrt: Wrt = None) -> str:
 
 
 def _parameter_names(function, vjp) -> tuple[str, ...]:
-    """Return the parameters of `function`, or of its VJP when it has no signature."""
+    """Return the parameters of `function`, or of its VJP when it has no signature.
+
+    A keyword-only `wrt` of the VJP is left out unless `function` has a
+    parameter of that name, because it receives the names of the requested
+    cotangents instead of an argument.
+    """
     import inspect
 
     def names(callable_object):
@@ -420,7 +425,11 @@ def _parameter_names(function, vjp) -> tuple[str, ...]:
     try:
         function_names = names(function)
     except (TypeError, ValueError):
-        return vjp_names  # Builtins and C functions may have no signature.
+        function_names = None  # Builtins and C functions may have no signature.
+    if _takes_requested_wrt(vjp, function_names):
+        vjp_names = tuple(name for name in vjp_names if name != "wrt")
+    if function_names is None:
+        return vjp_names
     if len(function_names) != len(vjp_names):
         raise DerivativeRegistrationError(
             f"the VJP {vjp.__qualname__} takes {len(vjp_names)} parameters "
@@ -428,6 +437,16 @@ def _parameter_names(function, vjp) -> tuple[str, ...]:
             f"{function_names}; give the VJP the same parameters as the function"
         )
     return function_names
+
+
+def _takes_requested_wrt(vjp, function_names) -> bool:
+    """Return whether `vjp` has a keyword-only `wrt` parameter that is not
+    one of the function's own parameters."""
+    import inspect
+
+    parameter = inspect.signature(vjp).parameters.get("wrt")
+    return (parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY
+            and "wrt" not in (function_names or ()))
 
 
 def _name_of(function) -> str:
@@ -484,7 +503,20 @@ def derivative_of(function: Callable, wrt: Wrt = None, *, replace: bool = False)
             return y, lambda g: g * y
 
     `wrt` restricts the registration to some parameters; the others get no
-    derivative through `function`. Registering twice for one function raises
+    derivative through `function`. A VJP with a keyword-only parameter
+    `wrt` is called with the tuple of parameter names whose cotangents the
+    caller needs, so its pullback can skip the others and return None in
+    their places, as the caller never reads them. Called directly, the VJP
+    gets its default, which should name every registered parameter::
+
+        @pullback.derivative_of(scaled)
+        def scaled_vjp(x, factor, *, wrt=("x", "factor")):
+            def scaled_pullback(g):
+                x_bar = g * factor if "x" in wrt else None
+                factor_bar = np.sum(g * x) if "factor" in wrt else None
+                return x_bar, factor_bar
+            return x * factor, scaled_pullback
+ Registering twice for one function raises
     `DerivativeRegistrationError` unless `replace=True`. A registration also
     applies to callers compiled before it.
     """
@@ -505,7 +537,8 @@ def derivative_of(function: Callable, wrt: Wrt = None, *, replace: bool = False)
                 f"a derivative for {_name_of(function)} is already registered at "
                 f"{existing.site}; pass replace=True to derivative_of to replace it"
             )
-        record = CustomDerivative(key, vjp, names, indices, _site_of(vjp))
+        record = CustomDerivative(key, vjp, names, indices, _site_of(vjp),
+                                  takes_wrt="wrt" not in names and _takes_requested_wrt(vjp, names))
         registry.register_custom(key, record)
         clear_cache()
         return vjp

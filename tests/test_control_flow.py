@@ -1538,3 +1538,22 @@ def test_matches_autograd(function, args):
         actual = (actual,)
     for a, e in zip(actual, expected, strict=True):
         np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-12)
+
+
+
+def maybe_sine_of_square(x, flag):
+    y = x * x
+    if flag:
+        y = np.sin(y)
+    return np.sum(y * y)
+
+
+def test_branch_cotangent_deleted_after_last_use():
+    # Both branches of the adjoint `if` bind the cotangent of `x * x`, so
+    # the pullback frees it after its last use instead of at its return.
+    source = pullback.adjoint_source(maybe_sine_of_square, wrt="x")
+    pullback_source = source[source.index("def maybe_sine_of_square_pullback"):]
+    branch_end = pullback_source.index("else:")
+    assert re.search(r"^\s+del y_bar$", pullback_source[branch_end:], re.MULTILINE)
+    check_gradient(maybe_sine_of_square, np.linspace(0.1, 0.9, 4), True, wrt="x")
+    check_gradient(maybe_sine_of_square, np.linspace(0.1, 0.9, 4), False, wrt="x")

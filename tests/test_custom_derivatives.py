@@ -505,3 +505,47 @@ def test_registered_vjp_array_caller():
     w = rng.standard_normal(5)
     check_gradient(loss, x, w)
     check_gradient(loss, x, w, wrt="w")
+
+
+def test_registered_vjp_receives_requested_wrt():
+    def scaled(x, factor):
+        return x * factor
+
+    requests = []
+
+    @derivative_of(scaled)
+    def scaled_vjp(x, factor, *, wrt=("x", "factor")):
+        requests.append(wrt)
+
+        def scaled_pullback(g):
+            x_bar = g * factor if "x" in wrt else None
+            factor_bar = np.sum(g * x) if "factor" in wrt else None
+            return x_bar, factor_bar
+
+        return x * factor, scaled_pullback
+
+    def loss(x, factor):
+        return np.sum(np.sin(scaled(x, factor)))
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(4)
+    check_gradient(loss, x, 0.7)
+    check_gradient(loss, x, 0.7, wrt="factor")
+    check_gradient(loss, x, 0.7, wrt="x")
+    assert ("x", "factor") in requests
+    assert ("factor",) in requests
+    assert ("x",) in requests
+
+
+def test_registered_vjp_wrt_is_not_a_parameter():
+    def doubled(x):
+        return 2.0 * x
+
+    @derivative_of(doubled)
+    def doubled_vjp(x, *, wrt=("x",)):
+        return 2.0 * x, lambda g: 2.0 * g
+
+    record = registry.custom_derivative(doubled)
+    assert record.param_names == ("x",)
+    assert record.takes_wrt
+    assert gradient(lambda x: doubled(x) ** 2)(1.5) == 12.0

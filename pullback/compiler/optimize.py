@@ -262,6 +262,15 @@ def _eliminate_dead_in_loop(loop, live: set[str]) -> bool:
 
 
 def _top_level_stores(statement) -> set[str]:
+    """Return the names that `statement` binds on every path through it.
+
+    These are the targets of a plain assignment, and the names that both
+    branches of an `if` bind this way.
+    """
+    if isinstance(statement, gast.If):
+        if not statement.orelse:
+            return set()
+        return _stores_on_every_path(statement.body) & _stores_on_every_path(statement.orelse)
     if not isinstance(statement, gast.Assign):
         return set()
     return {
@@ -272,14 +281,22 @@ def _top_level_stores(statement) -> set[str]:
     }
 
 
+def _stores_on_every_path(statements: list) -> set[str]:
+    stores = set()
+    for statement in statements:
+        stores |= _top_level_stores(statement)
+    return stores
+
+
 def release_dead_locals(pullback: gast.FunctionDef, captured: set[str] = frozenset()) -> None:
     """Delete each pullback local after its last use, in place.
 
     Every cotangent and recomputed pullback has a name of its own, so without
     this they would all stay alive until the pullback returns: a chain of
     checkpointed blocks would hold every block's recomputed intermediates at
-    once. Only names that plain assignments at the top level bind are
-    deleted, since those are bound on every path.
+    once. Only names bound on every path are deleted: those of plain
+    assignments at the top level, and those that both branches of a
+    top-level `if` bind.
 
     `captured` names forward values that the pullback may delete as well,
     through `nonlocal`. That makes the pullback single-use, so only a caller

@@ -9,10 +9,12 @@ padding row or column at the bottom or right.
 No Python loop runs over pixels or over the batch. Each operation loops
 over the offsets inside a window (3 x 3 = 9 for a 3x3 filter), and at each
 offset handles the strided slice of the input that every window reads there,
-for all images and channels at once. Convolution gathers these slices into
-an im2col matrix and multiplies it by the filter; its pullback and the
-pooling pullbacks add cotangents back slice by slice, so overlapping
-windows accumulate.
+for all images and channels at once. Convolution either gathers these
+slices into an im2col matrix and multiplies it by the filter, or multiplies
+each slice by the filter's part for that offset (see `_uses_columns`). Its
+pullback and the pooling pullbacks add cotangents back slice by slice, so
+overlapping windows accumulate. Slices are cut from the unpadded input where
+possible, so "same" padding costs no padded copy.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class _Geometry:
         height, top, bottom = _padding_amounts(shape[1], window[0], strides[0], padding)
         width, left, right = _padding_amounts(shape[2], window[1], strides[1], padding)
         self.output = (height, width)
+        self.before = (top, left)
         self.padded = any((top, bottom, left, right))
         self.interior = (slice(None), slice(top, top + shape[1]),
                          slice(left, left + shape[2]), slice(None))
@@ -106,9 +109,34 @@ class _Geometry:
         return (slice(None), slice(i, i + stride_h * (height - 1) + 1, stride_h),
                 slice(j, j + stride_w * (width - 1) + 1, stride_w), slice(None))
 
+    def inside_at_offset(self, i: int, j: int):
+        """Return (output index, input index) of the windows whose element at
+        offset (i, j) lies inside the unpadded input, or None if none does.
+
+        The two indices select arrays of equal shape, for all images and
+        channels, so no padded copy of the input is needed.
+        """
+        spans = [_inside_span(*axis) for axis in zip(
+            self.shape[1:3], self.output, (i, j), self.strides, self.before, strict=True)]
+        if None in spans:
+            return None
+        (out_h, in_h), (out_w, in_w) = spans
+        return (slice(None), out_h, out_w), (slice(None), in_h, in_w)
+
     def unpad(self, padded_bar):
         """Return the part of a padded-input cotangent that belongs to the input."""
         return padded_bar[self.interior] if self.padded else padded_bar
+
+
+def _inside_span(size: int, output: int, offset: int, stride: int, before: int):
+    """Return (output slice, input slice) along one axis for the outputs `o`
+    whose input position `o * stride + offset - before` lies in 0..size-1."""
+    first = max(0, -(-(before - offset) // stride))
+    last = min(output - 1, (size - 1 + before - offset) // stride)
+    if last < first:
+        return None
+    start = first * stride + offset - before
+    return slice(first, last + 1), slice(start, start + (last - first) * stride + 1, stride)
 
 
 def _cotangent_dtype(primal, cotangent):
@@ -136,28 +164,71 @@ def _conv2d_geometry(x, filter, strides, padding) -> _Geometry:
     return geometry
 
 
-def _conv2d_columns(x, geometry: _Geometry):
+def _uses_columns(filter) -> bool:
+    """Return whether the convolution goes through an im2col matrix.
+
+    It does when a window (kernel_h * kernel_w * in_channels values) is no
+    larger than an output pixel (out_channels values), as in a first layer
+    with few input channels: then the matrix is no larger than the output.
+    Otherwise each window offset gets a matrix product of its own, with
+    temporaries the size of the input and of the output. Those products
+    have `in_channels` as one dimension, so OpenBLAS 0.3.31 runs them on
+    one thread; a threaded product there allocates and frees a 512 KiB job
+    array per call, which costs page faults, and gains little.
+    """
+    kernel_h, kernel_w, in_channels, out_channels = np.shape(filter)
+    return kernel_h * kernel_w * in_channels <= out_channels
+
+
+def _conv2d_columns(x, geometry: _Geometry, dtype):
     """Return the im2col matrix: one row per output pixel, holding its window
-    in (win_h, win_w, channels) order."""
-    padded = geometry.pad(x)
+    in (win_h, win_w, channels) order, with zeros for padding."""
     batch, channels = geometry.shape[0], geometry.shape[3]
-    columns = np.empty((batch, *geometry.output, *geometry.window, channels),
-                       dtype=np.result_type(x))
+    columns = np.zeros((batch, *geometry.output, *geometry.window, channels), dtype=dtype)
     for i, j in geometry.offsets():
-        columns[:, :, :, i, j] = padded[geometry.at_offset(i, j)]
+        inside = geometry.inside_at_offset(i, j)
+        if inside is not None:
+            output_index, input_index = inside
+            columns[(*output_index, i, j)] = x[input_index]
     return columns.reshape(batch * geometry.output[0] * geometry.output[1], -1)
 
 
+def _offset_rows(x, geometry: _Geometry, i: int, j: int, rows):
+    """Write the input elements at offset (i, j) of every window into `rows`,
+    of shape (batch, out_h, out_w, in_channels), with zeros for padding, and
+    return it as a matrix with one row per output pixel."""
+    inside = geometry.inside_at_offset(i, j)
+    if inside is None:
+        rows.fill(0)
+    else:
+        output_index, input_index = inside
+        if rows[output_index].shape != rows.shape:
+            rows.fill(0)
+        rows[output_index] = x[input_index]
+    return rows.reshape(-1, rows.shape[3])
+
+
 def _conv2d(x, filter, bias, strides, padding):
-    """Return the convolution, its im2col matrix, the filter as a matrix and the geometry."""
+    """Return the convolution and its geometry."""
+    x = np.asarray(x)
     geometry = _conv2d_geometry(x, filter, strides, padding)
-    columns = _conv2d_columns(x, geometry)
     kernel = np.reshape(filter, (-1, np.shape(filter)[3]))
-    y = columns @ kernel
+    dtype = np.result_type(x, kernel)
+    if _uses_columns(filter):
+        y = _conv2d_columns(x, geometry, dtype) @ kernel
+    else:
+        rows = np.empty((geometry.shape[0], *geometry.output, geometry.shape[3]), dtype=dtype)
+        y = product = None
+        for i, j in geometry.offsets():
+            offset_rows = _offset_rows(x, geometry, i, j, rows)
+            if y is None:
+                y = offset_rows @ filter[i, j]
+                product = np.empty_like(y)
+            else:
+                y += np.matmul(offset_rows, filter[i, j], out=product)
     if bias is not None:
         y += bias
-    y = y.reshape(geometry.shape[0], *geometry.output, -1)
-    return y, columns, kernel, geometry
+    return y.reshape(geometry.shape[0], *geometry.output, -1), geometry
 
 
 def conv2d(x, filter, strides=(1, 1), padding="valid", bias=None):
@@ -171,46 +242,68 @@ def conv2d(x, filter, strides=(1, 1), padding="valid", bias=None):
     return _conv2d(x, filter, bias, strides, padding)[0]
 
 
+def _conv2d_filter_bar(x, filter, y_bar_rows, geometry):
+    """Return the filter's cotangent: the im2col matrix transposed times y_bar."""
+    kernel = np.reshape(filter, (-1, np.shape(filter)[3]))
+    dtype = np.result_type(x, kernel)
+    if _uses_columns(filter):
+        columns = _conv2d_columns(x, geometry, dtype)
+        return (columns.T @ y_bar_rows).reshape(np.shape(filter))
+    rows = np.empty((geometry.shape[0], *geometry.output, geometry.shape[3]), dtype=dtype)
+    filter_bar = np.empty(np.shape(filter), dtype=np.result_type(dtype, y_bar_rows))
+    for i, j in geometry.offsets():
+        offset_rows = _offset_rows(x, geometry, i, j, rows)
+        np.matmul(offset_rows.T, y_bar_rows, out=filter_bar[i, j])
+    return filter_bar
+
+
+def _conv2d_x_bar(x, filter, y_bar_rows, geometry):
+    """Return the input's cotangent: y_bar times the filter, added back into
+    the input one window offset at a time."""
+    batch, channels = geometry.shape[0], geometry.shape[3]
+    x_bar = np.zeros(geometry.shape, dtype=_cotangent_dtype(x, y_bar_rows))
+    if _uses_columns(filter):
+        kernel = np.reshape(filter, (-1, np.shape(filter)[3]))
+        windows_bar = (y_bar_rows @ kernel.T).reshape(
+            batch, *geometry.output, *geometry.window, channels)
+    else:
+        offset_bar = np.empty((batch, *geometry.output, channels),
+                              dtype=np.result_type(y_bar_rows, filter))
+    for i, j in geometry.offsets():
+        inside = geometry.inside_at_offset(i, j)
+        if inside is None:
+            continue
+        output_index, input_index = inside
+        if _uses_columns(filter):
+            x_bar[input_index] += windows_bar[(*output_index, i, j)]
+        else:
+            np.matmul(y_bar_rows, filter[i, j].T, out=offset_bar.reshape(-1, channels))
+            x_bar[input_index] += offset_bar[output_index]
+    return x_bar
+
+
 @derivative_of(conv2d, wrt=("x", "filter", "bias"))
-def _conv2d_vjp(x, filter, strides=(1, 1), padding="valid", bias=None):
-    y, columns, _, geometry = _conv2d(x, filter, bias, strides, padding)
-    # The pullback rebuilds the im2col matrix from `x`, which callers keep
-    # anyway, instead of holding it between the passes.
-    del columns
+def _conv2d_vjp(x, filter, strides=(1, 1), padding="valid", bias=None, *,
+                wrt=("x", "filter", "bias")):
+    x = np.asarray(x)
+    y, geometry = _conv2d(x, filter, bias, strides, padding)
 
     def conv2d_pullback(y_bar):
-        columns = _conv2d_columns(x, geometry)
-        y_bar_rows = np.reshape(y_bar, (columns.shape[0], -1))
-        filter_bar = (columns.T @ y_bar_rows).reshape(np.shape(filter))
-        del columns
-        filter_bar = filter_bar.astype(_cotangent_dtype(filter, y_bar), copy=False)
-
-        bias_bar = None
-        if bias is not None:
+        # Nothing of the forward pass is kept but `x`, which callers keep
+        # anyway: the pullback gathers the windows again.
+        y_bar_rows = np.reshape(y_bar, (-1, np.shape(y_bar)[3]))
+        x_bar = filter_bar = bias_bar = None
+        if "filter" in wrt:
+            filter_bar = _conv2d_filter_bar(x, filter, y_bar_rows, geometry)
+            filter_bar = filter_bar.astype(_cotangent_dtype(filter, y_bar), copy=False)
+        if bias is not None and "bias" in wrt:
             # A matrix-vector product sums the rows several times faster
             # than NumPy's reduction along the first axis.
             ones = np.ones(y_bar_rows.shape[0], dtype=y_bar_rows.dtype)
             bias_bar = (ones @ y_bar_rows).astype(_cotangent_dtype(bias, y_bar), copy=False)
-
-        padded_bar = np.zeros(geometry.padded_shape, dtype=_cotangent_dtype(x, y_bar))
-        batch, channels = geometry.shape[0], geometry.shape[3]
-        kernel_h, kernel_w, _, out_channels = np.shape(filter)
-        if kernel_h * kernel_w * channels <= out_channels:
-            # The cotangent of the im2col matrix is no larger than y_bar, so
-            # one matrix product computes it (a first layer, few channels).
-            windows_bar = (y_bar_rows @ np.reshape(filter, (-1, out_channels)).T).reshape(
-                batch, *geometry.output, kernel_h, kernel_w, channels
-            )
-            for i, j in geometry.offsets():
-                padded_bar[geometry.at_offset(i, j)] += windows_bar[:, :, :, i, j]
-        else:
-            # One matrix product per window offset, so each temporary is the
-            # size of the input, not of the im2col matrix.
-            input_shape = (batch, *geometry.output, channels)
-            for i, j in geometry.offsets():
-                offset_bar = (y_bar_rows @ filter[i, j].T).reshape(input_shape)
-                padded_bar[geometry.at_offset(i, j)] += offset_bar
-        return geometry.unpad(padded_bar), filter_bar, bias_bar
+        if "x" in wrt:
+            x_bar = _conv2d_x_bar(x, filter, y_bar_rows, geometry)
+        return x_bar, filter_bar, bias_bar
 
     return y, conv2d_pullback
 
@@ -224,22 +317,42 @@ def _pool_geometry(x, pool_size, strides, padding) -> _Geometry:
     return _Geometry(np.shape(x), pool_size, strides, check_padding(padding))
 
 
-def _max_pool(x, geometry: _Geometry):
-    """Return the window maxima and the padded input they were taken from.
+def _max_pool(x, geometry: _Geometry, with_winners: bool = False):
+    """Return the window maxima and, if `with_winners`, the offset number of
+    each window's maximum, in row-major window order.
 
-    A NaN in a window makes its maximum NaN, as with `np.max`.
+    A NaN in a window makes its maximum NaN, as with `np.max`, and its last
+    NaN the winner. Otherwise the winner is the first element equal to the
+    maximum.
     """
     dtype = np.result_type(x)
     lowest = -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
     padded = geometry.pad(x, lowest)
-    maxima = None
-    for i, j in geometry.offsets():
+    maxima = winners = None
+    for offset, (i, j) in enumerate(geometry.offsets()):
         candidate = padded[geometry.at_offset(i, j)]
         if maxima is None:
             maxima = candidate.copy()
-        else:
-            np.maximum(maxima, candidate, out=maxima)
-    return maxima, padded
+            if with_winners:
+                offset_type = np.min_scalar_type(geometry.window[0] * geometry.window[1] - 1)
+                winners = np.zeros(maxima.shape, dtype=offset_type)
+                greater = np.empty(maxima.shape, dtype=bool)
+                update = np.empty_like(winners)
+            continue
+        if with_winners:
+            # The running maximum rises only at a strictly greater element,
+            # and offsets grow, so the largest offset at such a rise is the
+            # first element equal to the final maximum. A maximum of the
+            # offsets costs two fast ufuncs, where `np.copyto(where=...)`
+            # took several times as long.
+            np.greater(candidate, maxima, out=greater)
+            np.multiply(greater, offset_type.type(offset), out=update)
+            np.maximum(winners, update, out=winners)
+        np.maximum(maxima, candidate, out=maxima)
+    if with_winners and dtype.kind == "f" and np.isnan(maxima).any():
+        for offset, (i, j) in enumerate(geometry.offsets()):
+            winners[np.isnan(padded[geometry.at_offset(i, j)])] = offset
+    return maxima, winners
 
 
 def max_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
@@ -255,27 +368,19 @@ def max_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
 @derivative_of(max_pool2d, wrt="x")
 def _max_pool2d_vjp(x, pool_size=(2, 2), strides=None, padding="valid"):
     geometry = _pool_geometry(x, pool_size, strides, padding)
-    y, padded = _max_pool(x, geometry)
+    # The pullback keeps the small array of winners, not the input.
+    y, winners = _max_pool(x, geometry, with_winners=True)
+    x_dtype = np.result_type(x)
 
     def max_pool2d_pullback(y_bar):
-        # Each window's cotangent goes to the first element, in row-major
-        # window order, equal to its maximum: `unclaimed` marks the windows
-        # whose maximum no earlier offset matched.
-        padded_bar = np.zeros(geometry.padded_shape, dtype=_cotangent_dtype(x, y_bar))
+        padded_bar = np.zeros(geometry.padded_shape, dtype=_cotangent_dtype(x_dtype, y_bar))
         # Windows that do not overlap write each element at most once, so
         # the product goes straight into place.
         overlapping = any(s < w for s, w in zip(geometry.strides, geometry.window, strict=True))
-        unclaimed = None
-        last = geometry.window[0] * geometry.window[1] - 1
+        hit = np.empty(winners.shape, dtype=bool)
         for offset, (i, j) in enumerate(geometry.offsets()):
+            np.equal(winners, offset, out=hit)
             index = geometry.at_offset(i, j)
-            hit = padded[index] == y
-            if unclaimed is None:
-                unclaimed = ~hit
-            else:
-                hit &= unclaimed
-                if offset < last:
-                    unclaimed ^= hit
             if overlapping:
                 padded_bar[index] += y_bar * hit
             else:

@@ -30,12 +30,14 @@ class CustomDerivative:
     """A registered VJP for `function`, with its parameters and `wrt`."""
 
     def __init__(self, function, vjp, param_names: tuple[str, ...],
-                 wrt: tuple[int, ...], site: str):
+                 wrt: tuple[int, ...], site: str, takes_wrt: bool = False):
         self.function = function
         self.vjp = vjp
         self.param_names = param_names
         self.wrt = wrt
         self.site = site
+        # Whether `vjp` takes the requested parameter names as `wrt=`.
+        self.takes_wrt = takes_wrt
         self.name = getattr(function, "__qualname__", None) or getattr(
             function, "__name__", repr(function)
         )
@@ -53,12 +55,30 @@ class CustomDerivative:
                 values[self.param_names.index(key)] = value
         return values
 
+    def _primal_shapes(self, args: tuple, kwargs: dict) -> list:
+        """Return, by parameter, the shape of each differentiated numeric
+        argument, or None where the pullback's cotangent is not checked.
+
+        The pullback keeps these shapes instead of the arguments, so an
+        argument the VJP itself does not keep is freed after the forward pass.
+        """
+        arguments = self._arguments(args, kwargs)
+        shapes = [None] * len(arguments)
+        for index in self.wrt:
+            if _is_numeric(arguments[index]):
+                shapes[index] = np.shape(arguments[index])
+        return shapes
+
     def vjp_for(self, wrt: tuple[str, ...]):
         """Return a VJP whose pullback returns one cotangent per name in `wrt`."""
         positions = [self.param_names.index(name) for name in wrt]
+        requested = tuple(wrt)
 
         def registered_vjp(*args, **kwargs):
-            result = self.vjp(*args, **kwargs)
+            if self.takes_wrt:
+                result = self.vjp(*args, wrt=requested, **kwargs)
+            else:
+                result = self.vjp(*args, **kwargs)
             if not (isinstance(result, tuple) and len(result) == 2
                     and callable(result[1])):
                 raise self.error(
@@ -66,10 +86,10 @@ class CustomDerivative:
                     f"returned {_describe(result)}"
                 )
             value, user_pullback = result
-            arguments = self._arguments(args, kwargs)
+            shapes = self._primal_shapes(args, kwargs)
 
             def registered_pullback(cotangent):
-                cotangents = self.spread(user_pullback(cotangent), arguments)
+                cotangents = self.spread(user_pullback(cotangent), shapes)
                 return tuple(cotangents[p] for p in positions)
 
             return value, registered_pullback
@@ -81,8 +101,9 @@ class CustomDerivative:
         vjp = self.vjp_for(wrt)
         return lambda *args, **kwargs: vjp(instance, *args, **kwargs)
 
-    def spread(self, returned, arguments: list) -> list:
-        """Check the user's cotangents and place them by parameter."""
+    def spread(self, returned, shapes: list) -> list:
+        """Check the user's cotangents against the primal `shapes` and place
+        them by parameter."""
         if len(self.wrt) == 1:
             pieces = (returned,)
         else:
@@ -97,22 +118,22 @@ class CustomDerivative:
             pieces = returned
         cotangents = [None] * len(self.param_names)
         for index, piece in zip(self.wrt, pieces, strict=True):
-            self._check_shape(piece, arguments[index], self.param_names[index])
+            self._check_shape(piece, shapes[index], self.param_names[index])
             cotangents[index] = piece
         return cotangents
 
-    def _check_shape(self, cotangent, primal, name: str) -> None:
-        if cotangent is None or not _is_numeric(primal):
+    def _check_shape(self, cotangent, shape, name: str) -> None:
+        if cotangent is None or shape is None:
             return
         if not _is_numeric(cotangent):
             raise self.error(
                 f"returned a {_describe(cotangent)} as the cotangent of {name!r}, "
-                f"which is a {_describe(primal)}; return an array or number of "
-                "the same shape"
+                f"which is a number or array of shape {shape}; return an array or "
+                "number of the same shape"
             )
-        if np.shape(cotangent) != np.shape(primal):
+        if np.shape(cotangent) != shape:
             raise self.error(
                 f"returned a cotangent of shape {np.shape(cotangent)} for {name!r}, "
-                f"but {name!r} has shape {np.shape(primal)}; return one of the "
+                f"but {name!r} has shape {shape}; return one of the "
                 "parameter's shape"
             )

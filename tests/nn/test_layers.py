@@ -105,6 +105,9 @@ CONV_CASES = [
     pytest.param((4, 2, 1, 3), (2, 3), "same", (2, 7, 8, 1), id="strided_same_uneven"),
     pytest.param((2, 3, 3, 2), (3, 1), "valid", (1, 9, 6, 3), id="uneven_strides"),
     pytest.param((5, 5, 3, 6), (1, 1), "valid", (2, 9, 9, 3), id="tutorial_filter"),
+    # A window no larger than an output pixel goes through an im2col matrix.
+    pytest.param((3, 3, 1, 9), (2, 1), "same", (2, 5, 6, 1), id="im2col_strided_same"),
+    pytest.param((2, 2, 2, 8), (1, 1), "valid", (2, 4, 5, 2), id="im2col_valid"),
 ]
 
 
@@ -267,6 +270,45 @@ def test_max_pool_tie_goes_to_first_maximum():
     value, backprop = nn.MaxPool2D(2).applied_for_backpropagation(x)
     _, x_bar = backprop(np.full((1, 1, 1, 1), 2.0))
     np.testing.assert_array_equal(x_bar.ravel(), [2.0, 0.0, 0.0, 0.0])
+
+
+def test_max_pool_nan_sends_cotangent_to_last_nan():
+    # The left window has NaNs at offsets 0 and 2, the right one none.
+    x = np.array([np.nan, 3.0, 1.0, 2.0, np.nan, 5.0, 4.0, 0.0]).reshape(1, 2, 4, 1)
+    value, backprop = nn.MaxPool2D(2).applied_for_backpropagation(x)
+    assert np.isnan(value[0, 0, 0, 0])
+    assert value[0, 0, 1, 0] == 4.0
+    _, x_bar = backprop(np.array([2.0, 3.0]).reshape(1, 1, 2, 1))
+    np.testing.assert_array_equal(x_bar.ravel(), [0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 3.0, 0.0])
+
+
+def conv_of_constant_input(filter, bias):
+    return np.sum(np.sin(nn.conv2d(CONSTANT_IMAGES, filter, (1, 1), "same", bias)))
+
+
+CONSTANT_IMAGES = rng.standard_normal((2, 5, 4, 3))
+
+
+@pytest.mark.parametrize("filter_shape", [(3, 3, 3, 2), (2, 2, 3, 12)], ids=["offsets", "im2col"])
+def test_conv2d_gradient_without_input_cotangent(filter_shape):
+    from gradcheck import check_gradient
+
+    check_gradient(conv_of_constant_input, normal(*filter_shape), normal(filter_shape[3]))
+
+
+def test_conv2d_pullback_skips_unrequested_input():
+    from pullback.runtime import registry
+
+    vjp = registry.vjp_of(nn.conv2d, "filter", "bias")
+    x, filter, bias = normal(2, 4, 4, 3), normal(3, 3, 3, 2), normal(2)
+    y, backprop = vjp(x, filter, (1, 1), "same", bias)
+    filter_bar, bias_bar = backprop(np.ones_like(y))
+    assert filter_bar.shape == filter.shape
+    np.testing.assert_allclose(bias_bar, [y[..., 0].size, y[..., 1].size])
+    _, full_backprop = nn.convolution._conv2d_vjp(x, filter, (1, 1), "same", bias)
+    assert full_backprop(np.ones_like(y))[0].shape == x.shape
+    assert nn.convolution._conv2d_vjp(
+        x, filter, (1, 1), "same", bias, wrt=("filter",))[1](np.ones_like(y))[0] is None
 
 
 def test_overlapping_max_pool_ties_keep_total():
