@@ -376,3 +376,61 @@ def test_differentiable_function_recomputed():
 
     check_gradient(caller, 10.0)
     assert gradient(caller)(10.0) == pytest.approx(-3.0 * math.sin(20.0), rel=1e-12)
+
+
+# Names that the checkpointed function binds on only some paths.
+
+
+@checkpointed
+def branch_local(x, flag):
+    if flag:
+        t = np.sin(x)
+        y = t * x
+    else:
+        y = x * 2.0
+    return y
+
+
+@checkpointed
+def early_return(x, c):
+    if c > 0:
+        s = np.sin(x)
+        return s * x
+    q = np.cos(x)
+    return q * x
+
+
+@checkpointed
+def without_else(x, c):
+    y = x * 1.0
+    if c > 0:
+        s = np.exp(x)
+        y = y * s
+    return y
+
+
+def sum_through_branch_local(x, flag):
+    return np.sum(branch_local(x, flag) ** 2)
+
+
+def sum_through_early_return(x, c):
+    return np.sum(early_return(x, c) ** 2)
+
+
+def sum_through_without_else(x, c):
+    return np.sum(without_else(x, c) ** 2)
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_branch_local_name_differences(flag):
+    check_gradient(sum_through_branch_local, np.array([0.3, -0.7]), flag, wrt="x")
+
+
+@pytest.mark.parametrize("c", [1, 0])
+def test_early_return_differences(c):
+    check_gradient(sum_through_early_return, np.array([0.3, -0.7]), c, wrt="x")
+
+
+@pytest.mark.parametrize("c", [1, 0])
+def test_branch_without_else_differences(c):
+    check_gradient(sum_through_without_else, np.array([0.3, -0.7]), c, wrt="x")

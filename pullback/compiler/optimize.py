@@ -337,14 +337,20 @@ def release_dead_locals(pullback: gast.FunctionDef, captured: set[str] = frozens
 
 
 def forward_names(vjp: gast.FunctionDef) -> set[str]:
-    """Names the VJP binds before its pullback: parameters and forward locals."""
+    """Names the VJP binds on every path before its pullback.
+
+    These are its parameters and the forward locals that `_top_level_stores`
+    finds. A name bound only in one branch, such as `t` in `if flag: t = ...`,
+    may be unbound when the pullback runs, so it is left out.
+    """
     arguments = vjp.args
     names = {a.id for a in arguments.posonlyargs + arguments.args + arguments.kwonlyargs}
+    if arguments.vararg is not None:
+        names.add(arguments.vararg.id)
     for statement in vjp.body:
         if isinstance(statement, gast.FunctionDef):
             break
-        names |= {n.id for n in gast.walk(statement)
-                  if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
+        names |= _top_level_stores(statement)
     return names
 
 
