@@ -17,6 +17,7 @@ from pullback import (
     gradient,
     value_and_pullback,
 )
+from pullback.errors import DifferentiationError, UnsupportedSyntaxError
 from pullback.runtime.checkpoint import RecomputationError
 
 calls = collections.Counter()
@@ -434,3 +435,59 @@ def test_early_return_differences(c):
 @pytest.mark.parametrize("c", [1, 0])
 def test_branch_without_else_differences(c):
     check_gradient(sum_through_without_else, np.array([0.3, -0.7]), c, wrt="x")
+
+
+# Errors in a checkpointed function surface before its forward pass runs.
+
+
+@checkpointed
+def uses_try(x):
+    try:
+        y = np.sin(x)
+    except ValueError:
+        y = x
+    return y
+
+
+@checkpointed
+def uses_fft(x):
+    y = np.fft.fft(x).real
+    return y * x
+
+
+def calls_uses_try(x):
+    return np.sum(uses_try(x))
+
+
+def calls_uses_fft(x):
+    return np.sum(uses_fft(x))
+
+
+@checkpointed
+def checkpointed_power(x, n):
+    if n == 0:
+        return x * 1.0
+    return checkpointed_power(x, n - 1) * x
+
+
+def sum_of_power(x, n):
+    return np.sum(checkpointed_power(x, n))
+
+
+def test_checkpointed_syntax_error_before_forward():
+    with pytest.raises(UnsupportedSyntaxError) as caught:
+        pullback.value_and_pullback(calls_uses_try, np.ones(3))
+
+    assert caught.value.lineno == uses_try.__wrapped__.__code__.co_firstlineno + 2
+    assert "try statement" in str(caught.value)
+
+
+def test_checkpointed_missing_rule_before_forward():
+    with pytest.raises(DifferentiationError) as caught:
+        pullback.value_and_pullback(calls_uses_fft, np.ones(3))
+
+    assert "numpy.fft.fft has no derivative rule" in str(caught.value)
+
+
+def test_recursive_checkpoint_differences():
+    check_gradient(sum_of_power, np.array([0.5, -1.2]), 3, wrt="x")

@@ -31,6 +31,7 @@ from pullback.compiler.classify import (
 )
 from pullback.compiler.normalize import NormalizedFunction, is_atom, source_line_of
 from pullback.errors import InternalError
+from pullback.runtime import registry
 
 COMMENT_MARKER = "__pullback_comment__ "
 
@@ -383,6 +384,9 @@ class ReverseBuilder:
 
     def forward_checkpoint(self, operation: Operation) -> list:
         """Call the function plainly, noting only its Generators' states."""
+        if not self.scalars:
+            _compile_checkpointed(operation.callee,
+                                  tuple(c.value for c in self.wrt_names(operation)))
         target = operation.targets[0]
         states = self.namer.fresh(f"{target}_rng_states")
         self.pullback_names[id(operation)] = states
@@ -798,6 +802,27 @@ class ReverseBuilder:
             if result in item.targets:
                 return item.kind == RULE
         return False
+
+
+# Checkpointed functions whose VJP is being compiled, by (id, wrt): a
+# function that checkpoints a call to itself compiles once.
+_compiling_checkpointed: set[tuple] = set()
+
+
+def _compile_checkpointed(callee, wrt: tuple[str, ...]) -> None:
+    """Compile the VJP that recomputes `callee`, so its errors surface with the caller's.
+
+    Without this, a checkpointed function that cannot be differentiated would
+    run its forward pass and fail only when the pullback recomputes it.
+    """
+    key = (id(callee), wrt)
+    if key in _compiling_checkpointed:
+        return
+    _compiling_checkpointed.add(key)
+    try:
+        registry.single_use_vjp_of(callee, *wrt)
+    finally:
+        _compiling_checkpointed.discard(key)
 
 
 def is_arithmetic_only(block: list) -> bool:
