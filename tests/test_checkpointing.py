@@ -15,6 +15,7 @@ from pullback import (
     checkpointed,
     differentiable_function,
     gradient,
+    nn,
     value_and_pullback,
 )
 from pullback.errors import DifferentiationError, UnsupportedSyntaxError
@@ -491,3 +492,65 @@ def test_checkpointed_missing_rule_before_forward():
 
 def test_recursive_checkpoint_differences():
     check_gradient(sum_of_power, np.array([0.5, -1.2]), 3, wrt="x")
+
+
+# Random generators that the recomputation finds and replays.
+
+
+@checkpointed
+def noisy_from_list(x, generators):
+    return x * generators[0].normal(size=x.shape)
+
+
+def sum_of_noisy_from_list(x, generators):
+    return np.sum(noisy_from_list(x, generators) ** 2)
+
+
+@checkpointed
+def noisy_from_random_state(x, state):
+    return x * state.normal(size=x.shape)
+
+
+def sum_of_noisy_from_random_state(x, state):
+    return np.sum(noisy_from_random_state(x, state) ** 2)
+
+
+def sum_of_squares_of_layer(layer, x):
+    return np.sum(layer(x) ** 2)
+
+
+def test_generator_in_list_is_replayed():
+    x = np.array([1.0, 2.0, 3.0])
+    noise = np.random.default_rng(1).normal(size=3)
+
+    grad = pullback.gradient(sum_of_noisy_from_list, wrt="x")(x, [np.random.default_rng(1)])
+
+    np.testing.assert_allclose(grad, 2 * x * noise**2, rtol=1e-12)
+
+
+def test_random_state_is_replayed():
+    x = np.array([1.0, 2.0, 3.0])
+    noise = np.random.RandomState(1).normal(size=3)
+
+    grad = pullback.gradient(sum_of_noisy_from_random_state, wrt="x")(
+        x, np.random.RandomState(1))
+
+    np.testing.assert_allclose(grad, 2 * x * noise**2, rtol=1e-12)
+
+
+def test_dropout_generator_attribute_is_replayed():
+    x = np.array([0.5, -1.0, 2.0, 1.5, -0.3, 0.7])
+
+    def loss_with_fresh_layer(values):
+        layer = nn.Dropout(0.5, rng=np.random.default_rng(3))
+        return sum_of_squares_of_layer(layer, values)
+
+    layer = nn.Dropout(0.5, rng=np.random.default_rng(3)).discarding_activations()
+    grad = pullback.gradient(sum_of_squares_of_layer, wrt="x")(layer, x)
+
+    eps = 1e-6
+    expected = np.array([
+        (loss_with_fresh_layer(x + eps * e) - loss_with_fresh_layer(x - eps * e)) / (2 * eps)
+        for e in np.eye(x.size)
+    ])
+    np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-8)

@@ -585,3 +585,24 @@ def test_builtin_container_method_rejected():
         pullback.gradient(dict_items_loop)({"a": 1.0})
     assert ".items()" in str(info.value)
     assert "for k in d" in str(info.value)
+
+
+# A method of an argument without a tangent space, such as a Generator.
+
+
+def noisy_product(x, rng):
+    return x * rng.normal(size=x.shape)
+
+
+def sum_of_noisy_squares(x, rng):
+    return np.sum(noisy_product(x, rng) ** 2)
+
+
+def test_generator_argument_gets_no_cotangent():
+    x = np.array([1.0, 2.0, 3.0])
+    noise = np.random.default_rng(1).normal(size=3)
+
+    grad_x, grad_rng = pullback.gradient(sum_of_noisy_squares)(x, np.random.default_rng(1))
+
+    np.testing.assert_allclose(grad_x, 2 * x * noise**2, rtol=1e-12)
+    assert grad_rng is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pullback.errors import PullbackError
-from pullback.runtime.markers import checkpointed_target
+from pullback.runtime.markers import checkpointed_target, random_state, set_random_state
 from pullback.runtime.registry import single_use_vjp_of
 
 
@@ -19,24 +19,25 @@ def recompute(function, wrt: tuple, states, forward_value, *args, **kwargs):
     The pullback is single-use: generated code calls it once and drops it, so
     it deletes each recomputed value after its last use.
 
-    NumPy Generators passed as arguments are rewound to their state before
-    the forward call, so the recomputation draws the same numbers, and are
-    left afterwards as the pullback found them. The recomputed value must
+    The NumPy random generators that `generator_states` found in the
+    arguments are rewound to their state before the forward call, so the
+    recomputation draws the same numbers, and are left afterwards as the
+    pullback found them. The recomputed value must
     match the forward value: otherwise the pullback would differentiate a
     different computation, so the mismatch raises.
     """
     function = checkpointed_target(function) or function
     resumed = None
     if states:
-        resumed = [(generator, generator.bit_generator.state) for generator, _ in states]
+        resumed = [(generator, random_state(generator)) for generator, _ in states]
         for generator, state in states:
-            generator.bit_generator.state = state
+            set_random_state(generator, state)
     try:
         value, pullback = single_use_vjp_of(function, *wrt)(*args, **kwargs)
     finally:
         if resumed:
             for generator, state in resumed:
-                generator.bit_generator.state = state
+                set_random_state(generator, state)
     if not _same_value(value, forward_value):
         name = getattr(function, "__qualname__", repr(function))
         raise RecomputationError(

@@ -105,11 +105,52 @@ def checkpointed_target(function):
 
 
 def generator_states(*args, **kwargs):
-    """Return the bit-generator states of NumPy Generators among the arguments."""
-    states = None
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, np.random.Generator):
-            if states is None:
-                states = []
-            states.append((value, value.bit_generator.state))
-    return states
+    """Return `(generator, state)` for each NumPy random generator the arguments reach.
+
+    A `Generator` or legacy `RandomState` counts when it is an argument, an
+    item of a list, tuple or dict argument, or an attribute of an argument
+    object at any depth (a Dropout layer's generator, say). Returns None when
+    there is none, the common case.
+    """
+    found = []
+    seen = set()
+    pending = [*args, *kwargs.values()]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, _LEAF_TYPES) or id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, np.random.Generator | np.random.RandomState):
+            found.append((value, random_state(value)))
+        elif isinstance(value, list | tuple):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+        elif not isinstance(value, _OPAQUE_TYPES):
+            pending.extend(getattr(value, "__dict__", {}).values())
+    return found or None
+
+
+# Values that cannot hold a generator, skipped at once.
+_LEAF_TYPES = (np.ndarray, np.generic, int, float, complex, str, bytes, type(None))
+
+# Values whose attributes are not searched: functions, classes and modules.
+_OPAQUE_TYPES = (
+    types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+    types.ModuleType, type, np.ufunc,
+)
+
+
+def random_state(generator):
+    """Return the state of a NumPy `Generator` or `RandomState`."""
+    if isinstance(generator, np.random.RandomState):
+        return generator.get_state()
+    return generator.bit_generator.state
+
+
+def set_random_state(generator, state) -> None:
+    """Restore a state that `random_state` returned."""
+    if isinstance(generator, np.random.RandomState):
+        generator.set_state(state)
+    else:
+        generator.bit_generator.state = state

@@ -194,6 +194,20 @@ def attribute_adjoint(cotangent, owner, name: str):
     return ObjectTangent.of(owner, {name: cotangent})
 
 
+def _constant_method_vjp(method):
+    """Return a VJP of `method` whose pullback gives its owner no cotangent."""
+
+    def constant_vjp(*args, **kwargs):
+        value = method(*args, **kwargs)
+
+        def constant_pullback(cotangent):
+            return (None,)
+
+        return value, constant_pullback
+
+    return constant_vjp
+
+
 def method_vjp(owner, name: str, positions: tuple[int, ...]):
     """Return the VJP of `owner.name(...)` with respect to argument positions.
 
@@ -206,6 +220,10 @@ def method_vjp(owner, name: str, positions: tuple[int, ...]):
     cotangent through the call.
     """
     attribute = getattr(owner, name)
+    if positions == (0,) and not tangents.is_differentiable_value(owner):
+        # Only the owner is active, and it has no tangent space (a NumPy
+        # Generator, say), so no derivative flows through the call.
+        return _constant_method_vjp(attribute)
     if name == "__call__" and isinstance(owner, types.MethodType):
         # The derivative with respect to the bound instance would be lost.
         from pullback.errors import DifferentiationError
