@@ -8,6 +8,8 @@ These tests check where the compiler does and does not allow it, and that no
 caller-visible array ever changes.
 """
 
+import math
+
 import numpy as np
 from gradcheck import check_gradient, check_pullback
 
@@ -276,3 +278,17 @@ def test_into_helpers_fall_back_without_room():
         assert result is not cotangent
         np.testing.assert_array_equal(result, before * other)
         np.testing.assert_array_equal(cotangent, before)
+
+
+def product_of_numbers(x, y):
+    a = math.sin(x)
+    b = a * y
+    return b * x + a
+
+
+def test_numbers_vjp_calls_no_into_helper():
+    source = pullback.adjoint_source(product_of_numbers)
+    numbers_part = source.split("def product_of_numbers_vjp_for_numbers")[1]
+
+    assert "_into(" not in numbers_part
+    check_gradient(product_of_numbers, 0.7, -1.3)

@@ -397,8 +397,10 @@ def _build_vjp(normalized, block, activity, wrt, aliases, scalars: bool,
     vjp_node = builder.build()
     pullback_node = next(s for s in vjp_node.body if isinstance(s, gast.FunctionDef))
     optimize.optimize_pullback(pullback_node)
-    optimize.overwrite_dead_cotangents(pullback_node, aliases.runtime)
-    optimize.write_arithmetic_into_dead_cotangents(pullback_node, aliases.runtime)
+    if not scalars:
+        # Numbers are immutable: the VJP for numbers has no array to reuse.
+        optimize.overwrite_dead_cotangents(pullback_node, aliases.runtime)
+        optimize.write_arithmetic_into_dead_cotangents(pullback_node, aliases.runtime)
     captured = optimize.forward_names(vjp_node) if single_use else set()
     optimize.release_dead_locals(pullback_node, captured)
     optimize.release_dead_forward_locals(vjp_node)
