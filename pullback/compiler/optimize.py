@@ -318,17 +318,7 @@ def release_dead_locals(pullback: gast.FunctionDef, captured: set[str] = frozens
                 last_use[read] = index
             elif read in last_use:
                 last_use[read] = index
-    releases: dict[int, list[str]] = {}
-    for local in sorted(deletable - returned):
-        releases.setdefault(last_use[local], []).append(local)
-    released = []
-    for index, statement in enumerate(body[:-1]):
-        released.append(statement)
-        names = releases.get(index)
-        if names:
-            targets = [gast.Name(id=n, ctx=gast.Del(), annotation=None, type_comment=None)
-                       for n in names]
-            released.append(gast.Delete(targets=targets))
+    released = _delete_after_last_use(body[:-1], deletable - returned, last_use)
     released.append(body[-1])
     outer = sorted((deletable - returned) & captured)
     if outer:
@@ -393,18 +383,24 @@ def release_dead_forward_locals(vjp: gast.FunctionDef) -> None:
         for read in _reads(statement):
             if read in last_use:
                 last_use[read] = index
+    vjp.body = _delete_after_last_use(forward, deletable - kept, last_use) + body[split:]
+
+
+def _delete_after_last_use(statements: list, names: set[str],
+                           last_use: dict[str, int]) -> list:
+    """Return `statements` with a `del` of each name after the statement that last reads it."""
     releases: dict[int, list[str]] = {}
-    for local in sorted(deletable - kept):
+    for local in sorted(names):
         releases.setdefault(last_use[local], []).append(local)
     released = []
-    for index, statement in enumerate(forward):
+    for index, statement in enumerate(statements):
         released.append(statement)
-        names = releases.get(index)
-        if names:
+        deleted = releases.get(index)
+        if deleted:
             targets = [gast.Name(id=n, ctx=gast.Del(), annotation=None, type_comment=None)
-                       for n in names]
+                       for n in deleted]
             released.append(gast.Delete(targets=targets))
-    vjp.body = released + body[split:]
+    return released
 
 
 # Runtime helpers whose array result never shares memory with an argument, a
