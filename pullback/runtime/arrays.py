@@ -284,10 +284,16 @@ def _share(cotangent, wins, ties, overwrite: bool):
     return share
 
 
+# Below this size a new array costs less than the checks and the `out=`
+# call that reuse it; NumPy reuses temporaries only from the same size on.
+_IN_PLACE_MIN_BYTES = 1 << 18
+
+
 def _can_overwrite(cotangent, mask) -> bool:
     """Return whether `cotangent * mask` fits in `cotangent`'s own memory."""
     return (
         type(cotangent) is np.ndarray
+        and cotangent.nbytes >= _IN_PLACE_MIN_BYTES
         and cotangent.dtype.kind in "fc"
         and cotangent.flags.writeable
         and np.shape(mask) == cotangent.shape
@@ -295,8 +301,16 @@ def _can_overwrite(cotangent, mask) -> bool:
 
 
 def _fits_into(cotangent, other) -> bool:
-    """Return whether `cotangent <op> other` has `cotangent`'s shape and dtype."""
-    if type(cotangent) is not np.ndarray or not cotangent.flags.writeable:
+    """Return whether to compute `cotangent <op> other` in `cotangent`'s memory.
+
+    It must be large enough to be worth it, writeable, and have the result's
+    shape and dtype.
+    """
+    if (
+        type(cotangent) is not np.ndarray
+        or cotangent.nbytes < _IN_PLACE_MIN_BYTES
+        or not cotangent.flags.writeable
+    ):
         return False
     if type(other) is np.ndarray:
         return other.shape == cotangent.shape and (
