@@ -8,7 +8,7 @@ arguments at once, and some against HIPS autograd.
 
 import numpy as np
 import pytest
-from gradcheck import check_vjp
+from gradcheck import check_gradient, check_vjp
 
 import pullback
 from pullback import nn
@@ -370,6 +370,92 @@ def test_starred_call_generated_code_reads_like_source():
     source = pullback.adjoint_source(starred_between)
     assert "product_of_arguments = _pb.joined(" in source
     assert "_pb.starred_vjp(product_of)(product_of_arguments)" in source
+
+
+# A sequence passed starred more than once: its cotangents add item by item.
+
+
+def sum_of_squares(*values):
+    total = 0.0
+    for value in values:
+        total = total + np.sum(value * value)
+    return total
+
+
+def sequence_twice(xs):
+    return sum_of_squares(*xs, *xs)
+
+
+def sequence_around_another(xs, ys):
+    return sum_of_squares(*xs, *ys, *xs)
+
+
+def plain_and_sequence_twice(x, xs):
+    return sum_of_squares(x, *xs, x, *xs)
+
+
+def sequence_extended_by_itself(xs):
+    ys = [xs[0], xs[1]]
+    ys.extend(ys)
+    return ys[0] * ys[3] + ys[1]
+
+
+@pytest.mark.parametrize("xs", [
+    lambda: [1.0, 2.0],
+    lambda: (1.0, 2.0),
+    lambda: normal(2),
+    lambda: [normal(3), normal(3)],
+    lambda: (normal(2, 2), 0.5),
+], ids=["list", "tuple", "array", "list of arrays", "tuple of array and float"])
+def test_sequence_starred_twice(xs):
+    xs = xs()
+    gradient = check_gradient(sequence_twice, xs)
+    assert type(gradient) is type(xs)
+    assert len(gradient) == len(xs)
+
+
+def test_sequence_starred_twice_matches_closed_form():
+    # d/dx of 2 * sum(x * x) is 4 * x, item by item.
+    assert pullback.gradient(sequence_twice)([1.0, 2.0]) == [4.0, 8.0]
+    assert pullback.gradient(sequence_twice)((1.0, 2.0)) == (4.0, 8.0)
+
+
+def test_sequences_of_different_kinds_starred():
+    xs, ys = [normal(2), 1.5], (normal(2),)
+    xs_bar, ys_bar = check_gradient(sequence_around_another, xs, ys)
+    assert isinstance(xs_bar, list) and len(xs_bar) == 2
+    assert isinstance(ys_bar, tuple) and len(ys_bar) == 1
+
+
+def test_plain_and_starred_sequence_twice():
+    x_bar, xs_bar = check_gradient(plain_and_sequence_twice, 0.7, (normal(3), 2.0))
+    assert isinstance(xs_bar, tuple) and len(xs_bar) == 2
+    source = pullback.adjoint_source(plain_and_sequence_twice)
+    assert "xs_bar = _pb.add(_pb.joined_part_cotangent(" in source
+
+
+def test_list_extended_by_itself():
+    gradient = check_gradient(sequence_extended_by_itself, [0.4, -1.3])
+    assert isinstance(gradient, list) and len(gradient) == 2
+
+
+def einsum_of_one_array_twice(x):
+    return np.sum(np.einsum("i,i->i", x, x))
+
+
+def sine_times_itself(x):
+    return np.sum(np.sin(x) * x)
+
+
+def test_einsum_of_one_array_twice():
+    check_gradient(einsum_of_one_array_twice, normal(3))
+
+
+def test_arithmetic_cotangents_add_with_plus():
+    check_gradient(sine_times_itself, normal(3))
+    source = pullback.adjoint_source(sine_times_itself)
+    assert "x_bar = x_bar + sin_x_bar * np.cos(x)" in source
+    assert "_pb.add(" not in source
 
 
 # Objects as extra arguments: layers and models.
