@@ -116,9 +116,12 @@ def variadic_parameter(function) -> tuple[str | None, int]:
     if method is not None and registry.custom_derivative(method) is not None:
         return None, 0
     code = unwrap_function(function).__code__
+    # A bound method's instance fills the first positional parameter.
+    bound = 1 if isinstance(function, types.MethodType) else 0
     if not code.co_flags & inspect.CO_VARARGS:
-        return None, code.co_argcount
-    return code.co_varnames[code.co_argcount + code.co_kwonlyargcount], code.co_argcount
+        return None, code.co_argcount - bound
+    name = code.co_varnames[code.co_argcount + code.co_kwonlyargcount]
+    return name, code.co_argcount - bound
 
 
 def parameter_names(function) -> tuple[str, ...]:
@@ -131,10 +134,11 @@ def parameter_names(function) -> tuple[str, ...]:
     record = registry.custom_derivative(method) if method is not None else None
     if record is not None:
         return record.param_names[1:]  # A bound method: self is given.
+    bound = 1 if isinstance(function, types.MethodType) else 0
     function = unwrap_function(function)
     code = function.__code__
     names = code.co_varnames
-    positional = names[: code.co_argcount]
+    positional = names[bound : code.co_argcount]
     keyword_only = names[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
     variadic = ()
     if code.co_flags & inspect.CO_VARARGS:
@@ -223,8 +227,15 @@ def compile_vjp(function, wrt=None, single_use: bool = False) -> CompiledVJP:
     record = registry.custom_derivative(method) if method is not None else None
     if record is not None:
         return _registered_method(record, function.__self__, resolve_wrt(function, wrt))
+    if isinstance(function, types.MethodType):
+        return _bound_method(function, resolve_wrt(function, wrt), single_use)
     function = unwrap_function(function)
-    wrt_names = resolve_wrt(function, wrt)
+    return _compile_cached(function, resolve_wrt(function, wrt), single_use)
+
+
+def _compile_cached(function: types.FunctionType, wrt_names: tuple[str, ...],
+                    single_use: bool) -> CompiledVJP:
+    """Compile the VJP of `function` for resolved `wrt_names`, or fetch it from the cache."""
     key = (function, wrt_names, single_use)
     with _lock:
         compiled = _cache.get(key)
@@ -233,10 +244,41 @@ def compile_vjp(function, wrt=None, single_use: bool = False) -> CompiledVJP:
             if parameters == wrt_names:
                 compiled = _compile(function, wrt_names, single_use)
             else:
-                compiled = _select_items(compile_vjp(function, parameters, single_use),
+                compiled = _select_items(_compile_cached(function, parameters, single_use),
                                          wrt_names)
             _cache[key] = compiled
         return compiled
+
+
+def _bound_method(method: types.MethodType, wrt_names: tuple[str, ...],
+                  single_use: bool) -> CompiledVJP:
+    """Compile the VJP of a bound method: its function's VJP with the instance bound.
+
+    The instance is a constant, as it is where differentiated code calls a
+    method of a global object, so the parameters and `wrt` leave it out.
+    To differentiate with respect to the object, pass it as an argument.
+    """
+    function = unwrap_function(method)
+    # Items of a *name parameter are selected after binding, so that wrt
+    # indices and argument counts leave the instance out.
+    parameters = tuple(dict.fromkeys(variadic_item(n)[0] for n in wrt_names))
+    compiled = _compile_cached(function, parameters, single_use)
+    numbers_vjp = compiled.numbers_vjp
+    if numbers_vjp is not None:
+        numbers_vjp = registry.bind_instance(numbers_vjp, method)
+    instance_name = compiled.params[0]
+    note = (
+        f"# {method.__qualname__} is bound to a {type(method.__self__).__name__}, "
+        f"which is passed as {instance_name} and is not differentiated.\n"
+    )
+    bound = dataclasses.replace(
+        compiled, function=method, params=compiled.params[1:],
+        vjp=registry.bind_instance(compiled.vjp, method), numbers_vjp=numbers_vjp,
+        source=note + compiled.source,
+    )
+    if parameters != wrt_names:
+        bound = _select_items(bound, wrt_names)
+    return bound
 
 
 def _select_items(compiled: CompiledVJP, selectors: tuple[str, ...]) -> CompiledVJP:

@@ -231,7 +231,8 @@ def method_vjp(owner, name: str, positions: tuple[int, ...]):
         return bound_vjp
     if _is_callable_object(attribute):
         return _stored_object_vjp(owner, name, attribute, positions)
-    if not isinstance(attribute, types.FunctionType) and custom_derivative_of(attribute) is None:
+    if (not isinstance(attribute, types.FunctionType | types.MethodType)
+            and custom_derivative_of(attribute) is None):
         # A method of a builtin type, such as dict.items or list.pop.
         from pullback.errors import DifferentiationError
 
