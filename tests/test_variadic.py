@@ -354,7 +354,8 @@ def test_starred_call_with_only_keyword_active():
     s_bar = pullback.gradient(starred_keyword_only_active, wrt="s")(x, ws, s)
     assert s_bar == pytest.approx(np.sum(ws[0] * ws[1]))
     source = pullback.adjoint_source(starred_keyword_only_active, wrt="s")
-    assert "starred_vjp(weighted, 'scale', arguments=False)(ws, scale=s)" in source
+    assert "starred_vjp(weighted, 'scale', arguments=False, at=('*ws', " in source
+    assert ")(ws, scale=s)" in source
 
 
 def test_starred_forwarding_of_rest():
@@ -805,7 +806,8 @@ def test_index_past_the_arguments_passed():
     with pytest.raises(WrtError) as info:
         gradient(normal(2), normal(2))
     message = str(info.value)
-    assert "rest[2]" in message
+    assert "the 3rd item of *rest" in message
+    assert "rest[2]" not in message
     assert "passes 2 positional arguments" in message
 
 
@@ -819,6 +821,93 @@ def test_same_item_twice():
     with pytest.raises(WrtError) as info:
         pullback.gradient(product_of, wrt=(1, 1))
     assert "twice" in str(info.value)
+
+
+def test_same_rest_item_twice_in_user_terms():
+    with pytest.raises(WrtError) as info:
+        pullback.gradient(product_of, wrt=(2, 2))
+    message = str(info.value)
+    assert "index 2 twice" in message
+    assert "the 2nd item of *rest" in message
+    assert "rest[1]" not in message
+
+
+def test_parameter_by_index_and_name():
+    with pytest.raises(WrtError) as info:
+        pullback.gradient(product_of, wrt=(0, "x"))
+    assert "the parameter 'x' twice, as index 0 and as 'x'" in str(info.value)
+
+
+def starred_scalar(v):
+    return product_of(*v)  # error: starred scalar
+
+
+def starred_dict(d):
+    return scaled_sum(*d)  # error: starred dict
+
+
+def starred_scalar_after_plain(x, v):
+    return scaled_sum(x, 1.0, *v)  # error: starred scalar after plain
+
+
+@pytest.mark.parametrize("function, args, marker, phrases", [
+    (starred_scalar, (2.0,), "# error: starred scalar",
+     ("the starred argument *v", "v is a float", "drop the star")),
+    (starred_dict, ({"a": 1.0, "b": 2.0},), "# error: starred dict",
+     ("the starred argument *d", "d is a dict", "[d[k] for k in d]")),
+    (starred_scalar_after_plain, (normal(2), 2.0), "# error: starred scalar after plain",
+     ("the starred argument *v", "v is a float")),
+], ids=["float", "dict", "float after plain arguments"])
+def test_starred_non_sequence_names_the_argument(function, args, marker, phrases):
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(function)(*args)
+    error = info.value
+    line = line_of(marker)
+    assert error.location.lineno == line
+    assert error.location.col == THIS_FILE_LINES[line - 1].index("*") + 1
+    assert f"{__file__}:{line}:" in str(error)
+    for phrase in phrases:
+        assert phrase in str(error)
+
+
+def starred_pair(xs):
+    return two_parameters(*xs)  # error: starred pair
+
+
+def starred_into_product(xs):
+    return product_of(*xs)
+
+
+def starred_into_rest_only(x, xs):
+    return sum_of_squares(*xs) + np.sum(x)
+
+
+@pytest.mark.parametrize("count, phrase", [(3, "too many"), (1, "missing")])
+def test_starred_call_with_wrong_count_names_user_function(count, phrase):
+    xs = tuple(normal(2) for _ in range(count))
+    with pytest.raises(TypeError) as info:
+        pullback.gradient(starred_pair)(xs)
+    message = str(info.value)
+    assert "two_parameters() takes 2 positional arguments" in message
+    assert f"passes {count}" in message
+    assert f"{__file__}:{line_of('# error: starred pair')}:" in message
+    assert phrase in message
+    assert "_vjp" not in message
+
+
+def test_empty_starred_call_raises_python_type_error():
+    with pytest.raises(TypeError) as info:
+        pullback.gradient(starred_into_product)(())
+    assert not isinstance(info.value, WrtError)
+    assert "product_of() missing 1 required positional argument: 'x'" in str(info.value)
+
+
+def test_empty_starred_call_into_rest():
+    x = normal(2)
+    value, (x_bar, xs_bar) = pullback.value_and_gradient(starred_into_rest_only)(x, ())
+    assert value == pytest.approx(np.sum(x))
+    np.testing.assert_array_equal(x_bar, np.ones(2))
+    assert xs_bar is None  # An empty tuple has no tangent space.
 
 
 def test_dump_shows_rest_parameter():

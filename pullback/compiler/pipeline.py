@@ -168,7 +168,9 @@ def resolve_wrt(function, wrt) -> tuple[str, ...]:
         raise WrtError(f"wrt=() selects no parameter of {qualname}; pass at least one")
     variadic, positional_count = variadic_parameter(function)
     names = []
+    requested = []  # How the user wrote each entry of `names`.
     for item in items:
+        written = item
         if isinstance(item, bool) or not isinstance(item, int | str):
             raise WrtError(
                 f"wrt items must be parameter names or indices, got {item!r}"
@@ -187,14 +189,42 @@ def resolve_wrt(function, wrt) -> tuple[str, ...]:
                 f"{qualname} has no parameter {item!r}; its parameters are {params}"
             )
         if item in names:
-            raise WrtError(f"wrt names the parameter {item!r} twice")
+            first = _describe_entry(requested[names.index(item)])
+            second = _describe_entry(written)
+            what = _describe_selector(item, variadic)
+            if first == second:
+                message = f"wrt lists {first} twice, and it selects {what}"
+            else:
+                message = f"wrt selects {what} twice, as {first} and as {second}"
+            raise WrtError(f"{message}; list each parameter or item once")
         names.append(item)
+        requested.append(written)
     if variadic in names and any(variadic_item(n)[1] is not None for n in names):
         raise WrtError(
             f"wrt selects both the parameter {variadic!r} of {qualname} and an "
             f"item of it; pass {variadic!r} for every item, or indices for some"
         )
     return tuple(names)
+
+
+def _describe_selector(selector: str, variadic: str | None) -> str:
+    """Describe a resolved wrt entry in the user's terms: "the 2nd item of *rest"."""
+    name, index = variadic_item(selector)
+    if index is None:
+        return f"the parameter {name!r}"
+    return f"the {_ordinal(index + 1)} item of *{variadic}"
+
+
+def _describe_entry(entry) -> str:
+    return f"index {entry}" if isinstance(entry, int) else repr(entry)
+
+
+def _ordinal(number: int) -> str:
+    if 10 <= number % 100 <= 20:
+        suffix = "th"
+    else:
+        suffix = {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
 
 
 def _variadic_index(index: int, qualname: str, variadic: str, positional_count: int,
@@ -292,6 +322,7 @@ def _select_items(compiled: CompiledVJP, selectors: tuple[str, ...]) -> Compiled
     slots = [compiled.wrt.index(name) for name, _ in parts]
     positional_count = compiled.params.index(compiled.variadic)
     qualname = compiled.function.__qualname__
+    variadic = compiled.variadic
     base_vjp = compiled.vjp
 
     def selected_vjp(*args, **kwargs):
@@ -299,10 +330,10 @@ def _select_items(compiled: CompiledVJP, selectors: tuple[str, ...]) -> Compiled
         for selector, (_, index) in zip(selectors, parts, strict=True):
             if index is not None and positional_count + index >= passed:
                 raise WrtError(
-                    f"wrt index {positional_count + index} selects the positional "
-                    f"argument {selector} of {qualname}, but the call passes "
-                    f"{passed} positional arguments; pass more arguments or "
-                    "choose a smaller index"
+                    f"wrt index {positional_count + index} selects "
+                    f"{_describe_selector(selector, variadic)} of {qualname}, but "
+                    f"the call passes {passed} positional arguments; pass more "
+                    "arguments or choose a smaller index"
                 )
         value, pullback = base_vjp(*args, **kwargs)
 
@@ -315,7 +346,6 @@ def _select_items(compiled: CompiledVJP, selectors: tuple[str, ...]) -> Compiled
 
         return value, selected_pullback
 
-    variadic = compiled.variadic
     note = (
         f"# wrt {', '.join(selectors)}: {variadic}[i] is item i of the cotangent "
         f"of *{variadic}, which the pullback below returns whole.\n"

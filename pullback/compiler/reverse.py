@@ -337,8 +337,11 @@ class ReverseBuilder:
                     for p in active if p > 0]
         vjp = _runtime_call(self.aliases, "starred_vjp", call.func, *keywords)
         if 0 not in active:
-            vjp.keywords = [gast.keyword(arg="arguments",
-                                         value=gast.Constant(value=False, kind=None))]
+            vjp.keywords.append(gast.keyword(arg="arguments",
+                                             value=gast.Constant(value=False, kind=None)))
+        site = getattr(call.args[0], "pb_site", None)
+        if site is not None:
+            vjp.keywords.append(gast.keyword(arg="at", value=site))
         vjp_call = gast.Call(func=vjp, args=[call.args[0].value], keywords=call.keywords)
         targets = gast.Tuple(elts=[name(operation.targets[0], True), name(pullback, True)],
                              ctx=gast.Store())
