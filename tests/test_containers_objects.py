@@ -26,6 +26,7 @@ import pytest
 from gradcheck import check_gradient, check_vjp, inner, random_like
 
 import pullback
+from pullback import nn
 from pullback.errors import DifferentiationError
 
 rng = np.random.default_rng(20240918)
@@ -575,6 +576,53 @@ def test_method_without_instance_parameter_rejected():
     assert info.value.location.lineno == lineno
     assert "no named parameter for its instance" in str(info.value)
     assert "def method(self, *args)" in str(info.value)
+
+
+# Library functions passed as values: a ufunc is differentiated by its rule
+# when the call runs; another library function is rejected by name.
+
+
+class Activation:
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, x):
+        return self.function(x)
+
+
+def calls_stored_activation(activation, x):
+    return np.sum(activation(x) * x)
+
+
+def calls_passed_binary(function, a, b):
+    return np.sum(function(a, b) ** 2)
+
+
+def calls_sequenced_ufunc(x):
+    return np.sum(nn.sequenced(x, nn.relu, np.tanh, np.exp))
+
+
+@pytest.mark.parametrize("ufunc", [np.tanh, np.sin, np.exp, np.square])
+def test_ufunc_stored_in_attribute(ufunc):
+    check_gradient(calls_stored_activation, Activation(ufunc), normal(3), wrt=1)
+
+
+@pytest.mark.parametrize("ufunc", [np.multiply, np.hypot, np.maximum])
+def test_binary_ufunc_passed_as_argument(ufunc):
+    check_gradient(calls_passed_binary, ufunc, normal(3), normal(3), wrt=(1, 2))
+
+
+def test_ufunc_in_sequenced():
+    check_gradient(calls_sequenced_ufunc, np.array([0.4, -0.3, 1.1]))
+
+
+def test_library_function_as_value_rejected_by_name():
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(calls_stored_activation, wrt=1)(Activation(np.cumsum), normal(3))
+    message = str(info.value)
+    assert "numpy.cumsum is differentiated here as a value" in message
+    assert "wrap it in a Python function" in message
+    assert "no derivative in differentiated code" not in message
 
 
 # In-place semantics: the generated code must see the same values as Python.

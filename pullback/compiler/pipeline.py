@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import linecache
 import math
 import threading
 import types
@@ -13,13 +14,13 @@ import gast
 import numpy
 
 from pullback.compiler import activity as activity_pass
-from pullback.compiler import emit, naming, optimize
+from pullback.compiler import emit, naming, optimize, rules
 from pullback.compiler.check import check_function
 from pullback.compiler.classify import classify
 from pullback.compiler.normalize import normalize_function
 from pullback.compiler.parse import ParsedFunction, parse_function, unwrap_function
 from pullback.compiler.reverse import Aliases, ReverseBuilder, is_arithmetic_only, name
-from pullback.errors import WrtError
+from pullback.errors import DifferentiationError, WrtError
 from pullback.runtime import markers, registry
 
 
@@ -259,6 +260,19 @@ def compile_vjp(function, wrt=None, single_use: bool = False) -> CompiledVJP:
         return _registered_method(record, function.__self__, resolve_wrt(function, wrt))
     if isinstance(function, types.MethodType):
         return _bound_method(function, resolve_wrt(function, wrt), single_use)
+    rule = _rule_of(function)
+    if rule is not None and isinstance(function, numpy.ufunc):
+        # A ufunc passed as a value, as in Dense(3, 2, np.tanh).
+        function = _ufunc_wrapper(function)
+    elif rule is not None:
+        # NOTE: only ufuncs, whose parameters are uniform, get a wrapper.
+        raise DifferentiationError(
+            f"{rule.name} is differentiated here as a value (passed in, stored in "
+            "an attribute or given to pullback directly), but pullback applies "
+            "its derivative rule only where differentiated code calls it by name",
+            hint=f"hint: call {rule.name} by name, or wrap it in a Python function "
+            f"that does, as in def f(x): return {rule.name}(x)",
+        )
     function = unwrap_function(function)
     return _compile_cached(function, resolve_wrt(function, wrt), single_use)
 
@@ -278,6 +292,38 @@ def _compile_cached(function: types.FunctionType, wrt_names: tuple[str, ...],
                                          wrt_names)
             _cache[key] = compiled
         return compiled
+
+
+def _rule_of(function):
+    try:
+        return rules.FUNCTION_RULES.get(function)
+    except TypeError:  # An unhashable callable.
+        return None
+
+
+_ufunc_wrappers: dict = {}
+
+
+def _ufunc_wrapper(ufunc) -> types.FunctionType:
+    """Return a Python function that calls `ufunc`, so its rule can differentiate it.
+
+    Differentiated code that calls a ufunc through a variable or attribute
+    finds out which function it is only when the call runs. The wrapper's
+    source is registered in `linecache`, as generated code is.
+    """
+    wrapper = _ufunc_wrappers.get(ufunc)
+    if wrapper is not None:
+        return wrapper
+    parameters = ", ".join(["x"] if ufunc.nin == 1 else
+                           [f"x{i + 1}" for i in range(ufunc.nin)])
+    filename = f"<pullback wrapper of numpy.{ufunc.__name__}>"
+    text = (f"def {ufunc.__name__}({parameters}):\n"
+            f"    return numpy.{ufunc.__name__}({parameters})\n")
+    linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
+    namespace = {"numpy": numpy}
+    exec(compile(text, filename, "exec"), namespace)  # noqa: S102
+    wrapper = _ufunc_wrappers[ufunc] = namespace[ufunc.__name__]
+    return wrapper
 
 
 def _bound_method(method: types.MethodType, wrt_names: tuple[str, ...],
