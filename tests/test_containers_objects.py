@@ -23,9 +23,10 @@ import dataclasses
 
 import numpy as np
 import pytest
-from gradcheck import check_gradient, inner, random_like
+from gradcheck import check_gradient, check_vjp, inner, random_like
 
 import pullback
+from pullback import nn
 from pullback.errors import DifferentiationError
 
 rng = np.random.default_rng(20240918)
@@ -421,6 +422,207 @@ def test_corpus_size():
     }
     functions |= {method_in_loop, plain_object_method, attribute_of_list_items}
     assert len(functions) >= 25
+
+
+# Methods of objects the compiler resolves: globals, closure cells and their
+# attributes. The instance is a constant of the call, like any global value,
+# so only the arguments get cotangents.
+
+
+class Weighted:
+    def __init__(self, weights):
+        self.weights = weights
+
+    def total(self, *xs):
+        result = 0.0
+        for x in xs:
+            result = result + np.sum(self.weights * x * x)
+        return result
+
+    def pair(self, a, b):
+        return np.sum(self.weights * a * b)
+
+    @classmethod
+    def doubled(cls, x):
+        return x * 2.0
+
+
+class Config:
+    def __init__(self, model):
+        self.model = model
+
+
+global_model = Weighted(np.array([0.5, 2.0]))
+global_config = Config(Weighted(np.array([1.5, -1.0])))
+
+
+def calls_global_variadic_method(a, b):
+    return global_model.total(a, b)
+
+
+def calls_global_method(a, b):
+    return global_model.pair(a, b)
+
+
+def calls_method_of_global_attribute(a, b):
+    return global_config.model.total(a, b, a)
+
+
+def calls_global_method_in_loop(a, b):
+    total = 0.0
+    for _ in range(3):
+        total = total + global_model.pair(a, b)
+        a = a * 0.5
+    return total
+
+
+def calls_classmethod(a, b):
+    return np.sum(Weighted.doubled(a) * b)
+
+
+def closure_calling_method(weights):
+    model = Weighted(weights)
+
+    def loss(a, b):
+        return model.total(a, b) + model.pair(b, a)
+
+    return loss
+
+
+class Holder:
+    def __init__(self, function):
+        self.function = function
+
+
+def calls_stored_bound_method(holder, a, b):
+    return holder.function(a, b)
+
+
+RESOLVED_METHOD_CASES = [
+    pytest.param(calls_global_variadic_method, id="global variadic method"),
+    pytest.param(calls_global_method, id="global method"),
+    pytest.param(calls_method_of_global_attribute, id="method of global attribute"),
+    pytest.param(calls_global_method_in_loop, id="global method in loop"),
+    pytest.param(calls_classmethod, id="classmethod"),
+    pytest.param(closure_calling_method(np.array([0.3, -0.8])), id="closure cell"),
+]
+
+
+@pytest.mark.parametrize("function", RESOLVED_METHOD_CASES)
+def test_method_of_resolved_object(function):
+    a, b = normal(2), normal(2)
+    value, _ = pullback.value_and_gradient(function)(a, b)
+    assert value == pytest.approx(function(a, b), rel=1e-12)
+    check_gradient(function, a, b)
+
+
+def test_global_method_with_floats():
+    # sum(w * a * a) + sum(w * b * b) with w = [0.5, 2.0] and scalar a, b.
+    value, gradient = pullback.value_and_gradient(calls_global_variadic_method)(3.0, 4.0)
+    assert value == pytest.approx(2.5 * 25.0)
+    assert gradient[0] == pytest.approx(2.5 * 6.0)
+    assert gradient[1] == pytest.approx(2.5 * 8.0)
+
+
+def test_global_method_pullback_wrt_one_argument():
+    a, b = normal(2), normal(2)
+    value, pullback_of_loss = pullback.value_and_pullback(
+        calls_global_variadic_method, a, b, wrt="a")
+    assert value == pytest.approx(calls_global_variadic_method(a, b), rel=1e-12)
+    check_vjp(lambda a: calls_global_variadic_method(a, b), pullback_of_loss, (a,))
+
+
+def test_stored_bound_method_of_another_object():
+    holder = Holder(Weighted(normal(2)).total)
+    a, b = normal(2), normal(2)
+    check_gradient(calls_stored_bound_method, holder, a, b, wrt=(1, 2))
+
+
+@pytest.mark.parametrize("method_name", ["pair", "total"])
+def test_gradient_of_bound_method(method_name):
+    method = getattr(Weighted(normal(2)), method_name)
+    a, b = normal(2), normal(2)
+    value, (a_bar, b_bar) = pullback.value_and_gradient(method)(a, b)
+    assert value == pytest.approx(method(a, b), rel=1e-12)
+    check_vjp(method, lambda u: (u * a_bar, u * b_bar), (a, b), cotangent=1.0)
+
+
+def test_bound_method_wrt_index_leaves_instance_out():
+    method = Weighted(normal(2)).total
+    a, b = normal(2), normal(2)
+    b_bar = pullback.gradient(method, wrt=1)(a, b)
+    np.testing.assert_allclose(b_bar, 2.0 * method.__self__.weights * b, rtol=1e-12)
+    with pytest.raises(pullback.errors.WrtError) as info:
+        pullback.gradient(method, wrt="self")
+    assert "no parameter 'self'" in str(info.value)
+
+
+class ArgsOnly:
+    def scaled(*args):
+        return args[1] * 2.0
+
+
+args_only = ArgsOnly()
+
+
+def calls_method_without_instance_parameter(x):
+    return args_only.scaled(x)  # error: instance in args
+
+
+def test_method_without_instance_parameter_rejected():
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(calls_method_without_instance_parameter)(1.0)
+    lineno = calls_method_without_instance_parameter.__code__.co_firstlineno + 1
+    assert info.value.location.lineno == lineno
+    assert "no named parameter for its instance" in str(info.value)
+    assert "def method(self, *args)" in str(info.value)
+
+
+# Library functions passed as values: a ufunc is differentiated by its rule
+# when the call runs; another library function is rejected by name.
+
+
+class Activation:
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, x):
+        return self.function(x)
+
+
+def calls_stored_activation(activation, x):
+    return np.sum(activation(x) * x)
+
+
+def calls_passed_binary(function, a, b):
+    return np.sum(function(a, b) ** 2)
+
+
+def calls_sequenced_ufunc(x):
+    return np.sum(nn.sequenced(x, nn.relu, np.tanh, np.exp))
+
+
+@pytest.mark.parametrize("ufunc", [np.tanh, np.sin, np.exp, np.square])
+def test_ufunc_stored_in_attribute(ufunc):
+    check_gradient(calls_stored_activation, Activation(ufunc), normal(3), wrt=1)
+
+
+@pytest.mark.parametrize("ufunc", [np.multiply, np.hypot, np.maximum])
+def test_binary_ufunc_passed_as_argument(ufunc):
+    check_gradient(calls_passed_binary, ufunc, normal(3), normal(3), wrt=(1, 2))
+
+
+def test_ufunc_in_sequenced():
+    check_gradient(calls_sequenced_ufunc, np.array([0.4, -0.3, 1.1]))
+
+
+def test_library_function_as_value_rejected_by_name():
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(calls_stored_activation, wrt=1)(Activation(np.cumsum), normal(3))
+    message = str(info.value)
+    assert "numpy.cumsum is differentiated here as a value" in message
+    assert "wrap it in a Python function" in message
+    assert "no derivative in differentiated code" not in message
 
 
 # In-place semantics: the generated code must see the same values as Python.

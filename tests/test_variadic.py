@@ -8,7 +8,7 @@ arguments at once, and some against HIPS autograd.
 
 import numpy as np
 import pytest
-from gradcheck import check_vjp
+from gradcheck import check_gradient, check_vjp
 
 import pullback
 from pullback import nn
@@ -354,7 +354,8 @@ def test_starred_call_with_only_keyword_active():
     s_bar = pullback.gradient(starred_keyword_only_active, wrt="s")(x, ws, s)
     assert s_bar == pytest.approx(np.sum(ws[0] * ws[1]))
     source = pullback.adjoint_source(starred_keyword_only_active, wrt="s")
-    assert "starred_vjp(weighted, 'scale', arguments=False)(ws, scale=s)" in source
+    assert "starred_vjp(weighted, 'scale', arguments=False, at=('*ws', " in source
+    assert ")(ws, scale=s)" in source
 
 
 def test_starred_forwarding_of_rest():
@@ -370,6 +371,92 @@ def test_starred_call_generated_code_reads_like_source():
     source = pullback.adjoint_source(starred_between)
     assert "product_of_arguments = _pb.joined(" in source
     assert "_pb.starred_vjp(product_of)(product_of_arguments)" in source
+
+
+# A sequence passed starred more than once: its cotangents add item by item.
+
+
+def sum_of_squares(*values):
+    total = 0.0
+    for value in values:
+        total = total + np.sum(value * value)
+    return total
+
+
+def sequence_twice(xs):
+    return sum_of_squares(*xs, *xs)
+
+
+def sequence_around_another(xs, ys):
+    return sum_of_squares(*xs, *ys, *xs)
+
+
+def plain_and_sequence_twice(x, xs):
+    return sum_of_squares(x, *xs, x, *xs)
+
+
+def sequence_extended_by_itself(xs):
+    ys = [xs[0], xs[1]]
+    ys.extend(ys)
+    return ys[0] * ys[3] + ys[1]
+
+
+@pytest.mark.parametrize("xs", [
+    lambda: [1.0, 2.0],
+    lambda: (1.0, 2.0),
+    lambda: normal(2),
+    lambda: [normal(3), normal(3)],
+    lambda: (normal(2, 2), 0.5),
+], ids=["list", "tuple", "array", "list of arrays", "tuple of array and float"])
+def test_sequence_starred_twice(xs):
+    xs = xs()
+    gradient = check_gradient(sequence_twice, xs)
+    assert type(gradient) is type(xs)
+    assert len(gradient) == len(xs)
+
+
+def test_sequence_starred_twice_matches_closed_form():
+    # d/dx of 2 * sum(x * x) is 4 * x, item by item.
+    assert pullback.gradient(sequence_twice)([1.0, 2.0]) == [4.0, 8.0]
+    assert pullback.gradient(sequence_twice)((1.0, 2.0)) == (4.0, 8.0)
+
+
+def test_sequences_of_different_kinds_starred():
+    xs, ys = [normal(2), 1.5], (normal(2),)
+    xs_bar, ys_bar = check_gradient(sequence_around_another, xs, ys)
+    assert isinstance(xs_bar, list) and len(xs_bar) == 2
+    assert isinstance(ys_bar, tuple) and len(ys_bar) == 1
+
+
+def test_plain_and_starred_sequence_twice():
+    x_bar, xs_bar = check_gradient(plain_and_sequence_twice, 0.7, (normal(3), 2.0))
+    assert isinstance(xs_bar, tuple) and len(xs_bar) == 2
+    source = pullback.adjoint_source(plain_and_sequence_twice)
+    assert "xs_bar = _pb.add(_pb.joined_part_cotangent(" in source
+
+
+def test_list_extended_by_itself():
+    gradient = check_gradient(sequence_extended_by_itself, [0.4, -1.3])
+    assert isinstance(gradient, list) and len(gradient) == 2
+
+
+def einsum_of_one_array_twice(x):
+    return np.sum(np.einsum("i,i->i", x, x))
+
+
+def sine_times_itself(x):
+    return np.sum(np.sin(x) * x)
+
+
+def test_einsum_of_one_array_twice():
+    check_gradient(einsum_of_one_array_twice, normal(3))
+
+
+def test_arithmetic_cotangents_add_with_plus():
+    check_gradient(sine_times_itself, normal(3))
+    source = pullback.adjoint_source(sine_times_itself)
+    assert "x_bar = x_bar + sin_x_bar * np.cos(x)" in source
+    assert "_pb.add(" not in source
 
 
 # Objects as extra arguments: layers and models.
@@ -719,7 +806,8 @@ def test_index_past_the_arguments_passed():
     with pytest.raises(WrtError) as info:
         gradient(normal(2), normal(2))
     message = str(info.value)
-    assert "rest[2]" in message
+    assert "the 3rd item of *rest" in message
+    assert "rest[2]" not in message
     assert "passes 2 positional arguments" in message
 
 
@@ -733,6 +821,93 @@ def test_same_item_twice():
     with pytest.raises(WrtError) as info:
         pullback.gradient(product_of, wrt=(1, 1))
     assert "twice" in str(info.value)
+
+
+def test_same_rest_item_twice_in_user_terms():
+    with pytest.raises(WrtError) as info:
+        pullback.gradient(product_of, wrt=(2, 2))
+    message = str(info.value)
+    assert "index 2 twice" in message
+    assert "the 2nd item of *rest" in message
+    assert "rest[1]" not in message
+
+
+def test_parameter_by_index_and_name():
+    with pytest.raises(WrtError) as info:
+        pullback.gradient(product_of, wrt=(0, "x"))
+    assert "the parameter 'x' twice, as index 0 and as 'x'" in str(info.value)
+
+
+def starred_scalar(v):
+    return product_of(*v)  # error: starred scalar
+
+
+def starred_dict(d):
+    return scaled_sum(*d)  # error: starred dict
+
+
+def starred_scalar_after_plain(x, v):
+    return scaled_sum(x, 1.0, *v)  # error: starred scalar after plain
+
+
+@pytest.mark.parametrize("function, args, marker, phrases", [
+    (starred_scalar, (2.0,), "# error: starred scalar",
+     ("the starred argument *v", "v is a float", "drop the star")),
+    (starred_dict, ({"a": 1.0, "b": 2.0},), "# error: starred dict",
+     ("the starred argument *d", "d is a dict", "[d[k] for k in d]")),
+    (starred_scalar_after_plain, (normal(2), 2.0), "# error: starred scalar after plain",
+     ("the starred argument *v", "v is a float")),
+], ids=["float", "dict", "float after plain arguments"])
+def test_starred_non_sequence_names_the_argument(function, args, marker, phrases):
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(function)(*args)
+    error = info.value
+    line = line_of(marker)
+    assert error.location.lineno == line
+    assert error.location.col == THIS_FILE_LINES[line - 1].index("*") + 1
+    assert f"{__file__}:{line}:" in str(error)
+    for phrase in phrases:
+        assert phrase in str(error)
+
+
+def starred_pair(xs):
+    return two_parameters(*xs)  # error: starred pair
+
+
+def starred_into_product(xs):
+    return product_of(*xs)
+
+
+def starred_into_rest_only(x, xs):
+    return sum_of_squares(*xs) + np.sum(x)
+
+
+@pytest.mark.parametrize("count, phrase", [(3, "too many"), (1, "missing")])
+def test_starred_call_with_wrong_count_names_user_function(count, phrase):
+    xs = tuple(normal(2) for _ in range(count))
+    with pytest.raises(TypeError) as info:
+        pullback.gradient(starred_pair)(xs)
+    message = str(info.value)
+    assert "two_parameters() takes 2 positional arguments" in message
+    assert f"passes {count}" in message
+    assert f"{__file__}:{line_of('# error: starred pair')}:" in message
+    assert phrase in message
+    assert "_vjp" not in message
+
+
+def test_empty_starred_call_raises_python_type_error():
+    with pytest.raises(TypeError) as info:
+        pullback.gradient(starred_into_product)(())
+    assert not isinstance(info.value, WrtError)
+    assert "product_of() missing 1 required positional argument: 'x'" in str(info.value)
+
+
+def test_empty_starred_call_into_rest():
+    x = normal(2)
+    value, (x_bar, xs_bar) = pullback.value_and_gradient(starred_into_rest_only)(x, ())
+    assert value == pytest.approx(np.sum(x))
+    np.testing.assert_array_equal(x_bar, np.ones(2))
+    assert xs_bar is None  # An empty tuple has no tangent space.
 
 
 def test_dump_shows_rest_parameter():

@@ -431,6 +431,8 @@ class Classifier:
                 signature = inspect.signature(function)
             except (TypeError, ValueError):
                 return self.unsupported(statement, targets, call, callee)
+        if isinstance(callee, types.MethodType):
+            self.require_instance_parameter(call, callee, signature)
         if any(isinstance(a, gast.Starred) for a in call.args):
             return self.starred_call(statement, targets, call, callee, signature)
         placeholders = list(range(len(call.args)))
@@ -472,6 +474,20 @@ class Classifier:
         return Operation(statement, USER_CALL, targets, inputs, callee=callee,
                          reads=_names(call), parameters=tuple(parameter_names),
                          variadic_count=variadic_count)
+
+    def require_instance_parameter(self, call, method, signature) -> None:
+        """Raise unless a bound method's first parameter takes its instance by name."""
+        first = next(iter(signature.parameters.values()), None)
+        if first is not None and first.kind in (first.POSITIONAL_ONLY,
+                                                first.POSITIONAL_OR_KEYWORD):
+            return
+        raise DifferentiationError(
+            f"the method {_display_name(method)} has no named parameter for its "
+            "instance, so Python passes the instance in its *args, where "
+            "differentiated code cannot tell it from the arguments",
+            self.location(call),
+            "hint: name the first parameter, as in def method(self, *args)",
+        )
 
     def starred_call(self, statement, targets, call, callee, signature) -> Operation:
         """Classify `f(*xs, k=v)`: xs is one input, whatever positions it fills."""

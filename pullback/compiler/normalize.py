@@ -251,8 +251,10 @@ class _Normalizer:
         """
         if len(node.args) == 1:
             value = self.atom(node.args[0].value, env, out)
+            site = self.starred_site(node.args[0])
         else:
             parts = []
+            sites = []
             plain = []
             for argument in node.args + [None]:
                 if argument is not None and not isinstance(argument, gast.Starred):
@@ -261,16 +263,33 @@ class _Normalizer:
                 if plain:
                     display = gast.Tuple(elts=plain, ctx=gast.Load())
                     parts.append(self.atom(display, env, out))
+                    sites.append(gast.Constant(value=None, kind=None))
                     plain = []
                 if argument is not None:
                     parts.append(self.atom(argument.value, env, out))
-            joined = gast.Call(func=self.runtime("joined"), args=parts, keywords=[])
+                    sites.append(self.starred_site(argument))
+            at = gast.keyword(arg="at", value=gast.Tuple(elts=sites, ctx=gast.Load()))
+            joined = gast.Call(func=self.runtime("joined"), args=parts, keywords=[at])
             label = _callee_label(node.func)
             temporary = self.namer.fresh(f"{label}_arguments")
             out.append(_assign(temporary, joined, self.lineno))
             value = _name(temporary)
         starred = gast.Starred(value=value, ctx=gast.Load())
+        if len(node.args) == 1:
+            # Read by the reverse pass, which passes it to rt.starred_vjp.
+            starred.pb_site = site
         return gast.copy_location(starred, node.args[0])
+
+    def starred_site(self, argument):
+        """Return `(source, filename, line, column)` of a `*xs` argument, as a constant.
+
+        The runtime names it when xs turns out not to be a sequence.
+        """
+        location = self.parsed.location(argument)
+        text = _source(argument)
+        fields = (text, location.filename, location.lineno, location.col)
+        return gast.Tuple(elts=[gast.Constant(value=f, kind=None) for f in fields],
+                          ctx=gast.Load())
 
     def local_function(self, callee, env: dict):
         """Return the def or lambda a called name refers to, if it is local."""
@@ -1004,3 +1023,9 @@ def _assigned_names(statements: list) -> set[str]:
             names.add(node.func.value.id)  # So does `xs.append(v)`.
         pending.extend(gast.iter_child_nodes(node))
     return names
+
+
+def _source(node) -> str:
+    import ast
+
+    return ast.unparse(gast.gast_to_ast(node))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import linecache
 import math
 import threading
 import types
@@ -13,13 +14,13 @@ import gast
 import numpy
 
 from pullback.compiler import activity as activity_pass
-from pullback.compiler import emit, naming, optimize
+from pullback.compiler import emit, naming, optimize, rules
 from pullback.compiler.check import check_function
 from pullback.compiler.classify import classify
 from pullback.compiler.normalize import normalize_function
 from pullback.compiler.parse import ParsedFunction, parse_function, unwrap_function
 from pullback.compiler.reverse import Aliases, ReverseBuilder, is_arithmetic_only, name
-from pullback.errors import WrtError
+from pullback.errors import DifferentiationError, WrtError
 from pullback.runtime import markers, registry
 
 
@@ -116,9 +117,12 @@ def variadic_parameter(function) -> tuple[str | None, int]:
     if method is not None and registry.custom_derivative(method) is not None:
         return None, 0
     code = unwrap_function(function).__code__
+    # A bound method's instance fills the first positional parameter.
+    bound = 1 if isinstance(function, types.MethodType) else 0
     if not code.co_flags & inspect.CO_VARARGS:
-        return None, code.co_argcount
-    return code.co_varnames[code.co_argcount + code.co_kwonlyargcount], code.co_argcount
+        return None, code.co_argcount - bound
+    name = code.co_varnames[code.co_argcount + code.co_kwonlyargcount]
+    return name, code.co_argcount - bound
 
 
 def parameter_names(function) -> tuple[str, ...]:
@@ -131,10 +135,11 @@ def parameter_names(function) -> tuple[str, ...]:
     record = registry.custom_derivative(method) if method is not None else None
     if record is not None:
         return record.param_names[1:]  # A bound method: self is given.
+    bound = 1 if isinstance(function, types.MethodType) else 0
     function = unwrap_function(function)
     code = function.__code__
     names = code.co_varnames
-    positional = names[: code.co_argcount]
+    positional = names[bound : code.co_argcount]
     keyword_only = names[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
     variadic = ()
     if code.co_flags & inspect.CO_VARARGS:
@@ -164,7 +169,9 @@ def resolve_wrt(function, wrt) -> tuple[str, ...]:
         raise WrtError(f"wrt=() selects no parameter of {qualname}; pass at least one")
     variadic, positional_count = variadic_parameter(function)
     names = []
+    requested = []  # How the user wrote each entry of `names`.
     for item in items:
+        written = item
         if isinstance(item, bool) or not isinstance(item, int | str):
             raise WrtError(
                 f"wrt items must be parameter names or indices, got {item!r}"
@@ -183,14 +190,42 @@ def resolve_wrt(function, wrt) -> tuple[str, ...]:
                 f"{qualname} has no parameter {item!r}; its parameters are {params}"
             )
         if item in names:
-            raise WrtError(f"wrt names the parameter {item!r} twice")
+            first = _describe_entry(requested[names.index(item)])
+            second = _describe_entry(written)
+            what = _describe_selector(item, variadic)
+            if first == second:
+                message = f"wrt lists {first} twice, and it selects {what}"
+            else:
+                message = f"wrt selects {what} twice, as {first} and as {second}"
+            raise WrtError(f"{message}; list each parameter or item once")
         names.append(item)
+        requested.append(written)
     if variadic in names and any(variadic_item(n)[1] is not None for n in names):
         raise WrtError(
             f"wrt selects both the parameter {variadic!r} of {qualname} and an "
             f"item of it; pass {variadic!r} for every item, or indices for some"
         )
     return tuple(names)
+
+
+def _describe_selector(selector: str, variadic: str | None) -> str:
+    """Describe a resolved wrt entry in the user's terms: "the 2nd item of *rest"."""
+    name, index = variadic_item(selector)
+    if index is None:
+        return f"the parameter {name!r}"
+    return f"the {_ordinal(index + 1)} item of *{variadic}"
+
+
+def _describe_entry(entry) -> str:
+    return f"index {entry}" if isinstance(entry, int) else repr(entry)
+
+
+def _ordinal(number: int) -> str:
+    if 10 <= number % 100 <= 20:
+        suffix = "th"
+    else:
+        suffix = {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
 
 
 def _variadic_index(index: int, qualname: str, variadic: str, positional_count: int,
@@ -223,8 +258,28 @@ def compile_vjp(function, wrt=None, single_use: bool = False) -> CompiledVJP:
     record = registry.custom_derivative(method) if method is not None else None
     if record is not None:
         return _registered_method(record, function.__self__, resolve_wrt(function, wrt))
+    if isinstance(function, types.MethodType):
+        return _bound_method(function, resolve_wrt(function, wrt), single_use)
+    rule = _rule_of(function)
+    if rule is not None and isinstance(function, numpy.ufunc):
+        # A ufunc passed as a value, as in Dense(3, 2, np.tanh).
+        function = _ufunc_wrapper(function)
+    elif rule is not None:
+        # NOTE: only ufuncs, whose parameters are uniform, get a wrapper.
+        raise DifferentiationError(
+            f"{rule.name} is differentiated here as a value (passed in, stored in "
+            "an attribute or given to pullback directly), but pullback applies "
+            "its derivative rule only where differentiated code calls it by name",
+            hint=f"hint: call {rule.name} by name, or wrap it in a Python function "
+            f"that does, as in def f(x): return {rule.name}(x)",
+        )
     function = unwrap_function(function)
-    wrt_names = resolve_wrt(function, wrt)
+    return _compile_cached(function, resolve_wrt(function, wrt), single_use)
+
+
+def _compile_cached(function: types.FunctionType, wrt_names: tuple[str, ...],
+                    single_use: bool) -> CompiledVJP:
+    """Compile the VJP of `function` for resolved `wrt_names`, or fetch it from the cache."""
     key = (function, wrt_names, single_use)
     with _lock:
         compiled = _cache.get(key)
@@ -233,10 +288,73 @@ def compile_vjp(function, wrt=None, single_use: bool = False) -> CompiledVJP:
             if parameters == wrt_names:
                 compiled = _compile(function, wrt_names, single_use)
             else:
-                compiled = _select_items(compile_vjp(function, parameters, single_use),
+                compiled = _select_items(_compile_cached(function, parameters, single_use),
                                          wrt_names)
             _cache[key] = compiled
         return compiled
+
+
+def _rule_of(function):
+    try:
+        return rules.FUNCTION_RULES.get(function)
+    except TypeError:  # An unhashable callable.
+        return None
+
+
+_ufunc_wrappers: dict = {}
+
+
+def _ufunc_wrapper(ufunc) -> types.FunctionType:
+    """Return a Python function that calls `ufunc`, so its rule can differentiate it.
+
+    Differentiated code that calls a ufunc through a variable or attribute
+    finds out which function it is only when the call runs. The wrapper's
+    source is registered in `linecache`, as generated code is.
+    """
+    wrapper = _ufunc_wrappers.get(ufunc)
+    if wrapper is not None:
+        return wrapper
+    parameters = ", ".join(["x"] if ufunc.nin == 1 else
+                           [f"x{i + 1}" for i in range(ufunc.nin)])
+    filename = f"<pullback wrapper of numpy.{ufunc.__name__}>"
+    text = (f"def {ufunc.__name__}({parameters}):\n"
+            f"    return numpy.{ufunc.__name__}({parameters})\n")
+    linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
+    namespace = {"numpy": numpy}
+    exec(compile(text, filename, "exec"), namespace)  # noqa: S102
+    wrapper = _ufunc_wrappers[ufunc] = namespace[ufunc.__name__]
+    return wrapper
+
+
+def _bound_method(method: types.MethodType, wrt_names: tuple[str, ...],
+                  single_use: bool) -> CompiledVJP:
+    """Compile the VJP of a bound method: its function's VJP with the instance bound.
+
+    The instance is a constant, as it is where differentiated code calls a
+    method of a global object, so the parameters and `wrt` leave it out.
+    To differentiate with respect to the object, pass it as an argument.
+    """
+    function = unwrap_function(method)
+    # Items of a *name parameter are selected after binding, so that wrt
+    # indices and argument counts leave the instance out.
+    parameters = tuple(dict.fromkeys(variadic_item(n)[0] for n in wrt_names))
+    compiled = _compile_cached(function, parameters, single_use)
+    numbers_vjp = compiled.numbers_vjp
+    if numbers_vjp is not None:
+        numbers_vjp = registry.bind_instance(numbers_vjp, method)
+    instance_name = compiled.params[0]
+    note = (
+        f"# {method.__qualname__} is bound to a {type(method.__self__).__name__}, "
+        f"which is passed as {instance_name} and is not differentiated.\n"
+    )
+    bound = dataclasses.replace(
+        compiled, function=method, params=compiled.params[1:],
+        vjp=registry.bind_instance(compiled.vjp, method), numbers_vjp=numbers_vjp,
+        source=note + compiled.source,
+    )
+    if parameters != wrt_names:
+        bound = _select_items(bound, wrt_names)
+    return bound
 
 
 def _select_items(compiled: CompiledVJP, selectors: tuple[str, ...]) -> CompiledVJP:
@@ -250,6 +368,7 @@ def _select_items(compiled: CompiledVJP, selectors: tuple[str, ...]) -> Compiled
     slots = [compiled.wrt.index(name) for name, _ in parts]
     positional_count = compiled.params.index(compiled.variadic)
     qualname = compiled.function.__qualname__
+    variadic = compiled.variadic
     base_vjp = compiled.vjp
 
     def selected_vjp(*args, **kwargs):
@@ -257,10 +376,10 @@ def _select_items(compiled: CompiledVJP, selectors: tuple[str, ...]) -> Compiled
         for selector, (_, index) in zip(selectors, parts, strict=True):
             if index is not None and positional_count + index >= passed:
                 raise WrtError(
-                    f"wrt index {positional_count + index} selects the positional "
-                    f"argument {selector} of {qualname}, but the call passes "
-                    f"{passed} positional arguments; pass more arguments or "
-                    "choose a smaller index"
+                    f"wrt index {positional_count + index} selects "
+                    f"{_describe_selector(selector, variadic)} of {qualname}, but "
+                    f"the call passes {passed} positional arguments; pass more "
+                    "arguments or choose a smaller index"
                 )
         value, pullback = base_vjp(*args, **kwargs)
 
@@ -273,7 +392,6 @@ def _select_items(compiled: CompiledVJP, selectors: tuple[str, ...]) -> Compiled
 
         return value, selected_pullback
 
-    variadic = compiled.variadic
     note = (
         f"# wrt {', '.join(selectors)}: {variadic}[i] is item i of the cotangent "
         f"of *{variadic}, which the pullback below returns whole.\n"

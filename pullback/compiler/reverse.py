@@ -338,8 +338,11 @@ class ReverseBuilder:
                     for p in active if p > 0]
         vjp = _runtime_call(self.aliases, "starred_vjp", call.func, *keywords)
         if 0 not in active:
-            vjp.keywords = [gast.keyword(arg="arguments",
-                                         value=gast.Constant(value=False, kind=None))]
+            vjp.keywords.append(gast.keyword(arg="arguments",
+                                             value=gast.Constant(value=False, kind=None)))
+        site = getattr(call.args[0], "pb_site", None)
+        if site is not None:
+            vjp.keywords.append(gast.keyword(arg="at", value=site))
         vjp_call = gast.Call(func=vjp, args=[call.args[0].value], keywords=call.keywords)
         targets = gast.Tuple(elts=[name(operation.targets[0], True), name(pullback, True)],
                              ctx=gast.Store())
@@ -659,8 +662,8 @@ class ReverseBuilder:
                     param, position = role
                     bindings["index"] = gast.Constant(value=position, kind=None)
                 term = rules.instantiate(rule.adjoints[param], bindings)
-                contribution = term if contribution is None else gast.BinOp(
-                    left=contribution, op=gast.Add(), right=term)
+                contribution = term if contribution is None else self.sum_terms(
+                    variable, contribution, term)
                 broadcasts = broadcasts or (
                     rule.broadcasting and not self.scalars
                     and self.may_broadcast(operation, param))
@@ -668,6 +671,17 @@ class ReverseBuilder:
                 contribution = _runtime_call(self.aliases, "unbroadcast",
                                              contribution, shape_name(variable))
             self.accumulate(variable, contribution, True, defined, out)
+
+    def sum_terms(self, variable: str, left, right):
+        """Return the sum of two contributions to `variable`'s cotangent.
+
+        `+` adds numbers and arrays, but it concatenates the cotangents of a
+        tuple or list, as in `f(*xs, *xs)`. So only a variable known to be a
+        number or an array gets `+`, and any other gets `rt.add`.
+        """
+        if self.scalars or variable in self.numeric_variables:
+            return gast.BinOp(left=left, op=gast.Add(), right=right)
+        return _runtime_call(self.aliases, "add", left, right)
 
     @staticmethod
     def may_broadcast(operation: Operation, param: str) -> bool:

@@ -249,8 +249,12 @@ def method_vjp(owner, name: str, positions: tuple[int, ...]):
         return bound_vjp
     if _is_callable_object(attribute):
         return _stored_object_vjp(owner, name, attribute, positions)
-    if not isinstance(attribute, types.FunctionType) and custom_derivative_of(attribute) is None:
-        # A method of a builtin type, such as dict.items or list.pop.
+    if (getattr(attribute, "__self__", None) is owner and owner is not attribute
+            and not isinstance(attribute, types.MethodType)
+            and custom_derivative_of(attribute) is None):
+        # A method of a builtin type, such as dict.items or list.pop. Other
+        # callables, such as a ufunc stored as an activation, go to `vjp_of`,
+        # which differentiates a ufunc by its rule or names the function.
         from pullback.errors import DifferentiationError
 
         raise DifferentiationError(
@@ -259,6 +263,11 @@ def method_vjp(owner, name: str, positions: tuple[int, ...]):
             hint="hint: index the container instead (for a dict, `for k in d:` "
             "then `d[k]`), or compute the value outside the differentiated function",
         )
+    if (not isinstance(attribute, types.FunctionType | types.MethodType | np.ufunc)
+            and custom_derivative_of(attribute) is None):
+        # A builtin or C function without Python source: the compiler raises
+        # an error naming it, before its signature is read.
+        vjp_of(attribute)
     names = _parameter_names(attribute)
     inner = [p - 1 for p in positions if p > 0]
     if inner and inner[-1] >= len(names) or "*" in names:
@@ -354,6 +363,10 @@ def _parameter_names(function) -> tuple[str, ...]:
     record = registry.custom_derivative(function)
     if record is not None:
         names = record.param_names
+    elif isinstance(function, np.ufunc):
+        # NumPy's names for ufunc operands, read without inspect.signature.
+        names = ("x",) if function.nin == 1 else tuple(
+            f"x{i + 1}" for i in range(function.nin))
     else:
         # A *name parameter reads as "*", so callers find it without another lookup.
         names = tuple(

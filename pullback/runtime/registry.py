@@ -12,6 +12,7 @@ cotangent for each name in `wrt`, in that order.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 
 from pullback.errors import PullbackError
@@ -101,6 +102,9 @@ def single_use_vjp_of(function, *wrt: str) -> Callable:
 
 
 def _find_vjp(function, wrt: tuple, single_use: bool) -> Callable:
+    if type(function) is types.MethodType and custom_derivative(function) is None:
+        # Not cached under the bound method, which would keep its instance alive.
+        return bind_instance(_find_vjp(function.__func__, wrt, single_use), function)
     key = (_key(function), wrt, single_use)
     compiled = _compiled.get(key)
     if compiled is not None and compiled.is_current():
@@ -108,9 +112,6 @@ def _find_vjp(function, wrt: tuple, single_use: bool) -> Callable:
     record = custom_derivative(function)
     if record is not None:
         vjp = record.vjp_for(wrt)
-    elif hasattr(function, "__func__") and custom_derivative(function.__func__):
-        # A bound method whose class registered the derivative.
-        vjp = custom_derivative(function.__func__).bound_vjp_for(function.__self__, wrt)
     elif _compiler_hook is None:
         raise PullbackError(
             f"no VJP is available for {function!r} and no compiler is installed; "
@@ -123,3 +124,26 @@ def _find_vjp(function, wrt: tuple, single_use: bool) -> Callable:
         return compiled.vjp
     _compiled[key] = _Registered(vjp)
     return vjp
+
+
+def bind_instance(vjp: Callable, method: types.MethodType) -> Callable:
+    """Return the VJP of the bound `method`, given `vjp` of its function.
+
+    The instance goes first, as Python passes it, and gets no cotangent,
+    because it is a constant of the call, as a global value is. `wrt` names
+    only the method's own parameters, so the pullback is unchanged.
+    """
+    code = getattr(method.__func__, "__code__", None)
+    if code is not None and code.co_argcount == 0:
+        raise PullbackError(
+            f"the method {method.__qualname__} has no parameter for its instance, "
+            "which Python passes as the first item of its *args; differentiated "
+            "code cannot tell that item from the arguments. Name the first "
+            "parameter, as in def method(self, *args)"
+        )
+    instance = method.__self__
+
+    def bound_vjp(*args, **kwargs):
+        return vjp(instance, *args, **kwargs)
+
+    return bound_vjp

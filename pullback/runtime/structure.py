@@ -150,14 +150,15 @@ def sequence(iterable):
     return list(iterable)
 
 
-def joined(*parts) -> tuple:
+def joined(*parts, at=None) -> tuple:
     """Return the items of the parts as one tuple: the arguments of `f(a, *xs)`.
 
     Differentiated code joins `(a,)` and `xs` this way before the call.
+    `at` contains one site per part, as `require_sequence` takes it, or None.
     """
     items = []
-    for part in parts:
-        require_sequence(part)
+    for index, part in enumerate(parts):
+        require_sequence(part, at[index] if at is not None else None)
         items.extend(part)
     return tuple(items)
 
@@ -169,16 +170,41 @@ def joined_part_cotangent(cotangent, parts: tuple, index: int):
     return like_sequence(cotangent[start : start + len(part)], part)
 
 
-def require_sequence(value) -> None:
-    """Raise unless `value` can be passed as `*value` in differentiated code."""
-    if not isinstance(value, tuple | list | np.ndarray | range):
-        from pullback.errors import DifferentiationError
+def require_sequence(value, site=None) -> None:
+    """Raise unless `value` can be passed as `*value` in differentiated code.
 
-        raise DifferentiationError(
-            f"a starred argument *xs in differentiated code must be a tuple, list "
-            f"or array, but xs is a {type(value).__name__}",
-            hint="hint: build a tuple or list of the values before the call",
-        )
+    `site` is `(source, filename, line, column)` of the starred argument in
+    the user's code, such as `("*xs", "model.py", 12, 20)`, or None.
+    """
+    if not isinstance(value, tuple | list | np.ndarray | range):
+        raise _not_a_sequence(value, site)
+
+
+def _not_a_sequence(value, site):
+    import linecache
+
+    from pullback.errors import DifferentiationError, SourceLocation
+
+    kind = type(value).__name__
+    if site is None:
+        source, location = "*xs", None
+    else:
+        source, filename, line, column = site
+        location = SourceLocation(filename, line, column, linecache.getline(filename, line))
+    expression = source[1:]
+    if isinstance(value, dict):
+        hint = (f"hint: Python would pass the dict's keys. To pass its values, build a "
+                f"list first, as in [{expression}[k] for k in {expression}]")
+    elif isinstance(value, int | float | complex | np.generic):
+        hint = (f"hint: to pass one value, drop the star ({expression} instead of "
+                f"{source}); to pass several, put them in a tuple or list")
+    else:
+        hint = "hint: build a tuple or list of the values before the call"
+    return DifferentiationError(
+        f"the starred argument {source} must be a tuple, list or array in "
+        f"differentiated code, but {expression} is a {kind}",
+        location, hint,
+    )
 
 
 def like_sequence(cotangents, primal):

@@ -78,20 +78,34 @@ def wrt_for_positions(function, positions) -> tuple[tuple[str, ...], object]:
     return tuple(names), spread
 
 
-def starred_vjp(function, *keywords: str, arguments: bool = True):
+def starred_vjp(function, *keywords: str, arguments: bool = True, at=None):
     """Return the VJP of `function(*values, **kwargs)`, called as `vjp(values, **kwargs)`.
 
     Its pullback returns the cotangent of `values`, a sequence of the same
     kind (left out when `arguments` is false), then one cotangent per
-    keyword argument named in `keywords`.
+    keyword argument named in `keywords`. `at` is the starred argument's
+    site in the user's source, as `require_sequence` takes it.
     """
 
     def vjp(values, **kwargs):
-        require_sequence(values)
+        require_sequence(values, at)
         names, spread = (), None
         if arguments:
             names, spread = wrt_for_positions(function, range(len(values)))
-        value, pullback = registry.vjp_of(function, *names, *keywords)(*values, **kwargs)
+        if not names and not keywords:
+            # No argument reaches a parameter: `f(*())`, or more arguments
+            # than `f` takes. The plain call returns the value, or raises
+            # Python's own TypeError for the call.
+            value = function(*values, **kwargs)
+            return value, lambda cotangent: (like_sequence([None] * len(values), values),)
+        try:
+            vjp_of_function = registry.vjp_of(function, *names, *keywords)
+            value, pullback = vjp_of_function(*values, **kwargs)
+        except TypeError:
+            mismatch = _mismatch(function, values, kwargs, at)
+            if mismatch is None:
+                raise
+            raise mismatch from None
 
         def starred_pullback(cotangent):
             cotangents = pullback(cotangent)
@@ -104,3 +118,39 @@ def starred_vjp(function, *keywords: str, arguments: bool = True):
         return value, starred_pullback
 
     return vjp
+
+
+def _mismatch(function, values, kwargs: dict, site) -> TypeError | None:
+    """Return Python's TypeError for `function(*values, **kwargs)`, or None when it binds.
+
+    The VJP of `function` takes the same arguments, but its TypeError would
+    name the generated function instead of the user's.
+    """
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(*values, **kwargs)
+    except TypeError as error:
+        reason = str(error)
+    else:
+        return None
+    name = getattr(function, "__qualname__", repr(function))
+    positional = [p for p in signature.parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = sum(p.default is p.empty for p in positional)
+    if any(p.kind == p.VAR_POSITIONAL for p in signature.parameters.values()):
+        takes = f"at least {required}"
+    elif required == len(positional):
+        takes = str(required)
+    else:
+        takes = f"from {required} to {len(positional)}"
+    source = "a starred argument"
+    if site is not None:
+        text, filename, line, column = site
+        source = f"the starred argument {text} at {filename}:{line}:{column}"
+    return TypeError(
+        f"{name}() takes {takes} positional arguments, but {source} passes "
+        f"{len(values)} ({reason}); pass a sequence with as many items"
+    )

@@ -69,7 +69,9 @@ def pool_by_loops(x, pool_size, strides, padding, reduce):
 # Dense.
 
 
-@pytest.mark.parametrize("activation", [None, nn.relu, nn.sigmoid, nn.tanh, nn.softmax])
+# NumPy ufuncs as activations are differentiated by their rules.
+@pytest.mark.parametrize("activation", [None, nn.relu, nn.sigmoid, nn.tanh, nn.softmax,
+                                        np.tanh, np.sin])
 def test_dense_gradients(activation):
     layer = nn.Dense(4, 3, activation, rng=1, dtype=np.float64)
     layer.bias = normal(3)

@@ -16,7 +16,8 @@ defrule(with_derivative, "x, hook", x="rt.apply_hook(hook, g)")
 defrule(structure.sequence, "iterable", iterable="g", structured=True)
 
 # `f(a, *xs)` joins its positional arguments into one tuple before the call.
-defrule(structure.joined, "*parts", structured=True,
+# `at` gives each part's place in the user's source, for errors.
+defrule(structure.joined, "*parts, at=None", structured=True,
         parts="rt.joined_part_cotangent(g, parts, index)")
 
 # Writes and list growth, which normalization turns into new values.
