@@ -401,10 +401,10 @@ def _parameter_names(function, vjp) -> tuple[str, ...]:
     """
     import inspect
 
-    def names(callable_object):
+    def parameters(callable_object) -> list:
         signature = inspect.signature(callable_object)
         kinds = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-        return tuple(p.name for p in signature.parameters.values() if p.kind not in kinds)
+        return [p for p in signature.parameters.values() if p.kind not in kinds]
 
     # NOTE: a registered derivative cannot cover a *name parameter yet, since
     # its pullback's cotangents are matched to parameters one to one.
@@ -421,14 +421,20 @@ def _parameter_names(function, vjp) -> tuple[str, ...]:
                 "derivatives support only named parameters. Give the function "
                 "named parameters, or let pullback compile it from its source"
             )
-    vjp_names = names(vjp)
+    vjp_parameters = parameters(vjp)
     try:
-        function_names = names(function)
+        function_parameters = parameters(function)
     except (TypeError, ValueError):
-        function_names = None  # Builtins and C functions may have no signature.
+        function_parameters = None  # Builtins and C functions may have no signature.
+    if isinstance(function, np.ufunc) and function_parameters is not None:
+        # The operands; `out`, `where` and the other options have no derivative.
+        function_parameters = function_parameters[: function.nin]
+    function_names = (None if function_parameters is None
+                      else tuple(p.name for p in function_parameters))
     if _takes_requested_wrt(vjp, function_names):
-        vjp_names = tuple(name for name in vjp_names if name != "wrt")
-    if function_names is None:
+        vjp_parameters = [p for p in vjp_parameters if p.name != "wrt"]
+    vjp_names = tuple(p.name for p in vjp_parameters)
+    if function_parameters is None:
         return vjp_names
     if len(function_names) != len(vjp_names):
         raise DerivativeRegistrationError(
@@ -436,7 +442,44 @@ def _parameter_names(function, vjp) -> tuple[str, ...]:
             f"{vjp_names}, but {_name_of(function)} takes {len(function_names)} "
             f"{function_names}; give the VJP the same parameters as the function"
         )
+    for ours, theirs in zip(function_parameters, vjp_parameters, strict=True):
+        _check_vjp_parameter(function, vjp, ours, theirs)
     return function_names
+
+
+def _check_vjp_parameter(function, vjp, ours, theirs) -> None:
+    """Raise unless the VJP's parameter `theirs` can stand in for `ours`.
+
+    Compiled callers call the VJP with the function's call arguments, so a
+    parameter that may be passed by keyword needs the function's name, and
+    one that may be left out needs the function's default.
+    """
+    import inspect
+
+    if ours.kind is not inspect.Parameter.POSITIONAL_ONLY and ours.name != theirs.name:
+        raise DerivativeRegistrationError(
+            f"the VJP {vjp.__qualname__} names a parameter {theirs.name!r} where "
+            f"{_name_of(function)} has {ours.name!r}; callers may pass it by "
+            f"keyword, so name it {ours.name!r}"
+        )
+    if ours.default is not inspect.Parameter.empty and not _same_default(
+            ours.default, theirs.default):
+        shown = "no default" if theirs.default is inspect.Parameter.empty else (
+            f"the default {theirs.default!r}")
+        raise DerivativeRegistrationError(
+            f"the VJP {vjp.__qualname__} gives {theirs.name!r} {shown}, but "
+            f"{_name_of(function)} defaults it to {ours.default!r}; a caller that "
+            "leaves the argument out calls the VJP, so give it the same default"
+        )
+
+
+def _same_default(a, b) -> bool:
+    if a is b:
+        return True
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except (TypeError, ValueError):  # An array's == has no single truth value.
+        return False
 
 
 def _takes_requested_wrt(vjp, function_names) -> bool:

@@ -549,3 +549,142 @@ def test_registered_vjp_wrt_is_not_a_parameter():
     assert record.param_names == ("x",)
     assert record.takes_wrt
     assert gradient(lambda x: doubled(x) ** 2)(1.5) == 12.0
+
+
+# Cotangents of container and object arguments, dtypes and defaults.
+
+
+def weighted_pair(parts):
+    return parts[0] + 2.0 * parts[1]
+
+
+def weighted_pair_loss(a, b):
+    return np.sum(weighted_pair([a, b]) * np.array([1.0, 10.0]))
+
+
+class Holder:
+    def __init__(self, w):
+        self.w = w
+
+
+def held_times_three(holder):
+    return holder.w * 3.0
+
+
+def held_loss(holder):
+    return np.sum(held_times_three(holder))
+
+
+def keyed_times_three(d):
+    return d["w"] * 3.0
+
+
+def keyed_loss(w):
+    return keyed_times_three({"w": w, "n": 2})
+
+
+def doubled(x):
+    return 2.0 * x
+
+
+def doubled_loss(x):
+    return np.sum(doubled(x))
+
+
+def power_of(x, p=3.0):
+    return x**p
+
+
+def test_list_argument_cotangent_checked(unregister):
+    @derivative_of(weighted_pair)
+    def weighted_pair_vjp(parts):
+        return weighted_pair(parts), lambda g: g  # One array for a list of two.
+
+    unregister(weighted_pair)
+    a, b = np.ones(2), np.full(2, 2.0)
+
+    with pytest.raises(DerivativeRegistrationError, match="list of 2 items"):
+        gradient(weighted_pair_loss)(a, b)
+
+
+def test_list_item_shape_checked(unregister):
+    @derivative_of(weighted_pair)
+    def weighted_pair_vjp(parts):
+        return weighted_pair(parts), lambda g: [np.sum(g), 2.0 * g]
+
+    unregister(weighted_pair)
+    a, b = np.ones(2), np.full(2, 2.0)
+
+    with pytest.raises(DerivativeRegistrationError, match=r"'parts'\[0\] has shape \(2,\)"):
+        gradient(weighted_pair_loss)(a, b)
+
+
+def test_list_argument_gradient_differences(unregister):
+    @derivative_of(weighted_pair)
+    def weighted_pair_vjp(parts):
+        return weighted_pair(parts), lambda g: [g, 2.0 * g]
+
+    unregister(weighted_pair)
+
+    check_gradient(weighted_pair_loss, np.ones(2), np.full(2, 2.0))
+
+
+def test_object_argument_given_array_rejected(unregister):
+    @derivative_of(held_times_three)
+    def held_times_three_vjp(holder):
+        return holder.w * 3.0, lambda g: np.array([3.0 * g, 1.0])
+
+    unregister(held_times_three)
+
+    with pytest.raises(DerivativeRegistrationError, match="Holder object"):
+        gradient(held_loss)(Holder(2.0))
+
+
+def test_dict_argument_extra_key_rejected(unregister):
+    @derivative_of(keyed_times_three)
+    def keyed_times_three_vjp(d):
+        return d["w"] * 3.0, lambda g: {"w": 3.0 * g, "extra": 1.0}
+
+    unregister(keyed_times_three)
+
+    with pytest.raises(DerivativeRegistrationError, match="dict with keys"):
+        gradient(keyed_loss)(2.0)
+
+
+def test_registered_cotangent_keeps_float32(unregister):
+    @derivative_of(doubled)
+    def doubled_vjp(x):
+        # np.full promotes to float64, which the wrapper casts back.
+        return 2.0 * x, lambda g: np.full(np.shape(x), 2.0) * g
+
+    unregister(doubled)
+
+    grad = gradient(doubled_loss)(np.ones(3, dtype=np.float32))
+
+    assert grad.dtype == np.float32
+    np.testing.assert_array_equal(grad, np.full(3, 2.0, dtype=np.float32))
+
+
+def test_vjp_default_must_match():
+    with pytest.raises(DerivativeRegistrationError, match="defaults it to 3.0"):
+        @derivative_of(power_of)
+        def power_of_vjp(x, p=2.0):
+            return x**p, lambda g: (g * p * x ** (p - 1), None)
+
+
+def test_vjp_parameter_name_must_match():
+    with pytest.raises(DerivativeRegistrationError, match="name it 'p'"):
+        @derivative_of(power_of)
+        def power_of_vjp(x, q=3.0):
+            return x**q, lambda g: (g * q * x ** (q - 1), None)
+
+
+def test_ufunc_registered_with_operands_only(unregister):
+    @derivative_of(np.hypot)
+    def hypot_vjp(a, b):
+        r = np.hypot(a, b)
+        return r, lambda g: (g * a / r, g * b / r)
+
+    unregister(np.hypot)
+
+    assert registry.custom_derivative(np.hypot).param_names == ("x1", "x2")

@@ -55,19 +55,17 @@ class CustomDerivative:
                 values[self.param_names.index(key)] = value
         return values
 
-    def _primal_shapes(self, args: tuple, kwargs: dict) -> list:
-        """Return, by parameter, the shape of each differentiated numeric
-        argument, or None where the pullback's cotangent is not checked.
+    def _primal_layouts(self, args: tuple, kwargs: dict) -> list:
+        """Return, by parameter, the layout of each differentiated argument.
 
-        The pullback keeps these shapes instead of the arguments, so an
+        The pullback keeps these layouts instead of the arguments, so an
         argument the VJP itself does not keep is freed after the forward pass.
         """
         arguments = self._arguments(args, kwargs)
-        shapes = [None] * len(arguments)
+        layouts = [None] * len(arguments)
         for index in self.wrt:
-            if _is_numeric(arguments[index]):
-                shapes[index] = np.shape(arguments[index])
-        return shapes
+            layouts[index] = _layout(arguments[index])
+        return layouts
 
     def vjp_for(self, wrt: tuple[str, ...]):
         """Return a VJP whose pullback returns one cotangent per name in `wrt`."""
@@ -86,10 +84,10 @@ class CustomDerivative:
                     f"returned {_describe(result)}"
                 )
             value, user_pullback = result
-            shapes = self._primal_shapes(args, kwargs)
+            layouts = self._primal_layouts(args, kwargs)
 
             def registered_pullback(cotangent):
-                cotangents = self.spread(user_pullback(cotangent), shapes)
+                cotangents = self.spread(user_pullback(cotangent), layouts)
                 return tuple(cotangents[p] for p in positions)
 
             return value, registered_pullback
@@ -101,8 +99,8 @@ class CustomDerivative:
         vjp = self.vjp_for(wrt)
         return lambda *args, **kwargs: vjp(instance, *args, **kwargs)
 
-    def spread(self, returned, shapes: list) -> list:
-        """Check the user's cotangents against the primal `shapes` and place
+    def spread(self, returned, layouts: list) -> list:
+        """Check the user's cotangents against the primal `layouts` and place
         them by parameter."""
         if len(self.wrt) == 1:
             pieces = (returned,)
@@ -113,27 +111,99 @@ class CustomDerivative:
                        else _describe(returned))
                 raise self.error(
                     f"has a pullback that must return a tuple of {len(self.wrt)} "
-                    f"cotangents (for {names}), but it returned {got}"
+                    f"cotangents (for {names}), but it returned {got}; return "
+                    "None for a cotangent that is zero or was not requested"
                 )
             pieces = returned
         cotangents = [None] * len(self.param_names)
         for index, piece in zip(self.wrt, pieces, strict=True):
-            self._check_shape(piece, shapes[index], self.param_names[index])
-            cotangents[index] = piece
+            name = self.param_names[index]
+            cotangents[index] = self._checked(piece, layouts[index], repr(name))
         return cotangents
 
-    def _check_shape(self, cotangent, shape, name: str) -> None:
-        if cotangent is None or shape is None:
-            return
+    def _checked(self, cotangent, layout, where: str):
+        """Return `cotangent` checked against the primal's `layout`, in its dtype."""
+        if cotangent is None or layout is None:
+            return cotangent
+        kind = layout[0]
+        if kind == "leaf":
+            return self._checked_leaf(cotangent, layout, where)
+        if kind == "object":
+            if _is_numeric(cotangent) or isinstance(cotangent, tuple | list | dict):
+                raise self.error(
+                    f"returned a {_describe(cotangent)} as the cotangent of {where}, "
+                    f"which is a {layout[1]} object; return its tangent (for "
+                    "example a pullback.ObjectTangent) or None"
+                )
+            return cotangent
+        if kind == "dict":
+            items = layout[1]
+            if not isinstance(cotangent, dict) or not set(cotangent) <= set(items):
+                raise self.error(
+                    f"returned a {_describe(cotangent)} as the cotangent of {where}, "
+                    f"which is a dict with keys {sorted(items, key=repr)}; return a "
+                    "dict with those keys (leave out the ones whose cotangent is zero)"
+                )
+            return {key: self._checked(value, items[key], f"{where}[{key!r}]")
+                    for key, value in cotangent.items()}
+        items = layout[1]
+        if not isinstance(cotangent, tuple | list) or len(cotangent) != len(items):
+            raise self.error(
+                f"returned a {_describe(cotangent)} as the cotangent of {where}, "
+                f"which is a {kind} of {len(items)} items; return a {kind} of "
+                f"{len(items)} cotangents, with None for a zero one"
+            )
+        checked = [self._checked(value, item, f"{where}[{index}]")
+                   for index, (value, item) in enumerate(zip(cotangent, items, strict=True))]
+        return type(cotangent)(checked)
+
+    def _checked_leaf(self, cotangent, layout, where: str):
+        _, shape, dtype = layout
         if not _is_numeric(cotangent):
             raise self.error(
-                f"returned a {_describe(cotangent)} as the cotangent of {name!r}, "
+                f"returned a {_describe(cotangent)} as the cotangent of {where}, "
                 f"which is a number or array of shape {shape}; return an array or "
                 "number of the same shape"
             )
         if np.shape(cotangent) != shape:
             raise self.error(
-                f"returned a cotangent of shape {np.shape(cotangent)} for {name!r}, "
-                f"but {name!r} has shape {shape}; return one of the "
+                f"returned a cotangent of shape {np.shape(cotangent)} for {where}, "
+                f"but {where} has shape {shape}; return one of the "
                 "parameter's shape"
             )
+        if (
+            dtype is not None
+            and isinstance(cotangent, np.ndarray | np.generic)
+            and cotangent.dtype != dtype
+            and cotangent.dtype.kind == dtype.kind
+        ):
+            # A float32 primal gets a float32 cotangent, as in compiled code.
+            if isinstance(cotangent, np.ndarray):
+                return cotangent.astype(dtype)
+            return dtype.type(cotangent)
+        return cotangent
+
+
+def _layout(value):
+    """Return what checking a cotangent of `value` needs, or None to skip it.
+
+    A number or array gives ("leaf", shape, floating dtype or None); a tuple
+    or list ("tuple" or "list", item layouts); a dict ("dict", layouts by
+    key); another object ("object", its type name). Strings, bools and None
+    have no cotangent to check.
+    """
+    if isinstance(value, bool | str | bytes) or value is None:
+        return None
+    if _is_numeric(value):
+        dtype = getattr(value, "dtype", None)
+        if dtype is not None and dtype.kind not in "fc":
+            dtype = None
+        return ("leaf", np.shape(value), dtype)
+    if isinstance(value, tuple | list):
+        return (type(value).__name__ if type(value) in (tuple, list) else "tuple",
+                [_layout(item) for item in value])
+    if isinstance(value, dict):
+        return ("dict", {key: _layout(item) for key, item in value.items()})
+    if hasattr(type(value), "__tangent_zero__"):
+        return None  # A tangent space of the user's own, which may be anything.
+    return ("object", type(value).__name__)
