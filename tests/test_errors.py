@@ -771,3 +771,36 @@ def test_internal_error_is_bug_report():
     error = InternalError("an invariant broke")
     assert isinstance(error, PullbackError)
     assert "bug in pullback" in str(error)
+
+
+# Writes to a list or array that is not a local variable.
+
+LOGGED_CALLS = []
+SHARED_BUFFER = np.zeros(3)
+
+
+def appends_to_global(x):
+    LOGGED_CALLS.append(1)  # rejected: global append
+    return x * 2.0
+
+
+def writes_global_item(x):
+    SHARED_BUFFER[0] = x  # rejected: global item write
+    return x * 2.0
+
+
+@pytest.mark.parametrize("function, marker, token", [
+    (appends_to_global, "# rejected: global append", "LOGGED_CALLS"),
+    (writes_global_item, "# rejected: global item write", "SHARED_BUFFER"),
+])
+def test_write_to_nonlocal_container(function, marker, token):
+    with pytest.raises(DifferentiationError) as info:
+        pullback.differentiable(function)
+
+    lineno, text = line_marked(marker)
+    location = info.value.location
+    assert location.filename == __file__
+    assert location.lineno == lineno
+    assert location.col == text.index(token) + 1
+    assert "is not a local variable" in str(info.value)
+    assert "copy it into a local first" in str(info.value)

@@ -93,6 +93,8 @@ class _Normalizer:
         self.namer = namer
         self.runtime_alias = runtime_alias
         self.local_names = local_names
+        # Free names whose items the function writes without binding them.
+        self.written_only: set[str] = set()
         self.versions: dict[str, list[str]] = {}
         self.lineno = parsed.node.lineno
         # Functions defined inside the differentiated one, inlined where called.
@@ -131,6 +133,17 @@ class _Normalizer:
             )
         if node.id in env:
             return _name(env[node.id])
+        if node.id in self.written_only:
+            raise DifferentiationError(
+                f"{node.id!r} is not a local variable of the differentiated function, "
+                "but this line changes it. Differentiated code turns item "
+                "writes, append and extend into a new local value, so the object "
+                "outside the function would not change",
+                self.parsed.location(node),
+                f"hint: copy it into a local first (`{node.id} = list({node.id})` or "
+                f"`{node.id} = {node.id}.copy()`), or make the change outside the "
+                "differentiated function",
+            )
         if node.id in self.local_names:
             raise DifferentiationError(
                 f"local variable {node.id!r} is read before it is assigned",
@@ -943,6 +956,7 @@ def normalize_function(parsed: ParsedFunction, namer: Namer,
         statements = move_code_after_returns(statements)
     local_names = _assigned_names(statements) | set(params)
     normalizer = _Normalizer(parsed, namer, local_names, runtime_alias)
+    normalizer.written_only = local_names - _assigned_names(statements, writes=False) - set(params)
     if node.args.vararg is not None:
         normalizer.tuples.add(node.args.vararg.id)
     env = {}
@@ -1004,8 +1018,12 @@ def _hashable(value) -> bool:
     return True
 
 
-def _assigned_names(statements: list) -> set[str]:
-    """Names the statements bind, not counting those of functions inside them."""
+def _assigned_names(statements: list, writes: bool = True) -> set[str]:
+    """Names the statements bind, not counting those of functions inside them.
+
+    With `writes`, the names whose items `y[i] = v`, `xs.append(v)` or
+    `xs.extend(ys)` write count too, because each such write binds a new value.
+    """
     names = set()
     pending = list(statements)
     while pending:
@@ -1014,10 +1032,10 @@ def _assigned_names(statements: list) -> set[str]:
             continue  # Their names are local to them.
         if isinstance(node, gast.Name) and isinstance(node.ctx, gast.Store):
             names.add(node.id)
-        elif (isinstance(node, gast.Subscript) and isinstance(node.ctx, gast.Store)
+        elif (writes and isinstance(node, gast.Subscript) and isinstance(node.ctx, gast.Store)
               and isinstance(node.value, gast.Name)):
             names.add(node.value.id)  # `y[i] = v` binds a new y.
-        elif (isinstance(node, gast.Call) and isinstance(node.func, gast.Attribute)
+        elif (writes and isinstance(node, gast.Call) and isinstance(node.func, gast.Attribute)
               and node.func.attr in ("append", "extend")
               and isinstance(node.func.value, gast.Name)):
             names.add(node.func.value.id)  # So does `xs.append(v)`.
