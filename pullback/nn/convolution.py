@@ -262,11 +262,17 @@ def _conv2d_x_bar(x, filter, y_bar_rows, geometry):
     the input one window offset at a time."""
     batch, channels = geometry.shape[0], geometry.shape[3]
     x_bar = np.zeros(geometry.shape, dtype=_cotangent_dtype(x, y_bar_rows))
+    # The filter's transpose is copied to C order because OpenBLAS 0.3.31
+    # runs a product whose second operand is a transposed view on two
+    # threads at a quarter of the size it does for a C-ordered one (found
+    # with a breakpoint on `exec_blas`): 1024x32 by a 32x16 view ran on two
+    # threads, and 1024x32 by a C-ordered 32x16 matrix on one.
     if _uses_columns(filter):
         kernel = np.reshape(filter, (-1, np.shape(filter)[3]))
-        windows_bar = (y_bar_rows @ kernel.T).reshape(
+        windows_bar = (y_bar_rows @ np.ascontiguousarray(kernel.T)).reshape(
             batch, *geometry.output, *geometry.window, channels)
     else:
+        filter_t = np.ascontiguousarray(np.swapaxes(filter, 2, 3))
         offset_bar = np.empty((batch, *geometry.output, channels),
                               dtype=np.result_type(y_bar_rows, filter))
     for i, j in geometry.offsets():
@@ -277,7 +283,7 @@ def _conv2d_x_bar(x, filter, y_bar_rows, geometry):
         if _uses_columns(filter):
             x_bar[input_index] += windows_bar[(*output_index, i, j)]
         else:
-            np.matmul(y_bar_rows, filter[i, j].T, out=offset_bar.reshape(-1, channels))
+            np.matmul(y_bar_rows, filter_t[i, j], out=offset_bar.reshape(-1, channels))
             x_bar[input_index] += offset_bar[output_index]
     return x_bar
 
