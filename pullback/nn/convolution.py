@@ -279,10 +279,10 @@ def _conv2d_x_bar(x, filter, y_bar_rows, geometry):
     batch, channels = geometry.shape[0], geometry.shape[3]
     x_bar = np.zeros(geometry.shape, dtype=_cotangent_dtype(x, y_bar_rows))
     # The filter's transpose is copied to C order because OpenBLAS 0.3.31
-    # runs a product whose second operand is a transposed view on two
-    # threads at a quarter of the size it does for a C-ordered one (found
-    # with a breakpoint on `exec_blas`): 1024x32 by a 32x16 view ran on two
-    # threads, and 1024x32 by a C-ordered 32x16 matrix on one.
+    # runs a product on two threads at a smaller size when its second
+    # operand is a transposed view. With a breakpoint on `exec_blas`,
+    # 1024x32 by a 32x16 view ran on two threads, and 1024x32 by a
+    # C-ordered 32x16 matrix on one.
     if _uses_columns(filter):
         kernel = np.reshape(filter, (-1, np.shape(filter)[3]))
         windows_bar = (y_bar_rows @ np.ascontiguousarray(kernel.T)).reshape(

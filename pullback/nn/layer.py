@@ -118,9 +118,9 @@ def sequenced(x, *layers):
             "in sequenced(x, dense1, dense2)"
         )
     # The first call sits outside the loop because a loop body is compiled
-    # once for every iteration: there it would compute the cotangent of `x`,
-    # which a caller differentiating with respect to the layers alone never
-    # reads (the input images of a model, say).
+    # once for every iteration. Inside it, the first layer would compute the
+    # cotangent of `x` even when the caller differentiates with respect to
+    # the layers alone and never reads it, as for a model's input images.
     x = layers[0](x)
     for index in range(1, len(layers)):
         x = layers[index](x)

@@ -44,7 +44,7 @@ _OPAQUE_TYPES = (
     np.random.RandomState,
 )
 
-# Exact types answered before the isinstance chain of `_is_differentiable`,
+# Exact types that `_is_differentiable` checks before its isinstance chain,
 # whose abstract-class check costs about a microsecond per value. Layers hold
 # many ints, strings and functions (strides, padding, activations), and an
 # optimizer step walks them all.
