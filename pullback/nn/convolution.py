@@ -19,6 +19,7 @@ possible, so "same" padding costs no padded copy.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -87,6 +88,8 @@ class _Geometry:
                          slice(left, left + shape[2]), slice(None))
         self.padded_shape = (shape[0], shape[1] + top + bottom, shape[2] + left + right,
                              shape[3])
+        # `inside_at_offset` by offset, filled as offsets are first asked for.
+        self._inside = {}
 
     def offsets(self):
         """Yield each window offset (i, j), row by row."""
@@ -116,6 +119,12 @@ class _Geometry:
         The two indices select arrays of equal shape, for all images and
         channels, so no padded copy of the input is needed.
         """
+        inside = self._inside.get((i, j), False)
+        if inside is False:
+            inside = self._inside[i, j] = self._find_inside(i, j)
+        return inside
+
+    def _find_inside(self, i: int, j: int):
         spans = [_inside_span(*axis) for axis in zip(
             self.shape[1:3], self.output, (i, j), self.strides, self.before, strict=True)]
         if None in spans:
@@ -126,6 +135,13 @@ class _Geometry:
     def unpad(self, padded_bar):
         """Return the part of a padded-input cotangent that belongs to the input."""
         return padded_bar[self.interior] if self.padded else padded_bar
+
+
+@functools.lru_cache(maxsize=256)
+def _geometry(shape, window, strides, padding) -> _Geometry:
+    """Return the geometry of a windowed operation, shared by every call
+    with the same shapes, so its window indices are computed once."""
+    return _Geometry(shape, window, strides, padding)
 
 
 def _inside_span(size: int, output: int, offset: int, stride: int, before: int):
@@ -154,7 +170,7 @@ def _conv2d_geometry(x, filter, strides, padding) -> _Geometry:
             "the filter must have shape (height, width, in_channels, "
             f"out_channels), got shape {np.shape(filter)}"
         )
-    geometry = _Geometry(np.shape(x), np.shape(filter)[:2], pair(strides, "strides"),
+    geometry = _geometry(np.shape(x), np.shape(filter)[:2], pair(strides, "strides"),
                          check_padding(padding))
     if np.shape(x)[3] != np.shape(filter)[2]:
         raise ValueError(
@@ -262,11 +278,17 @@ def _conv2d_x_bar(x, filter, y_bar_rows, geometry):
     the input one window offset at a time."""
     batch, channels = geometry.shape[0], geometry.shape[3]
     x_bar = np.zeros(geometry.shape, dtype=_cotangent_dtype(x, y_bar_rows))
+    # The filter's transpose is copied to C order because OpenBLAS 0.3.31
+    # runs a product on two threads at a smaller size when its second
+    # operand is a transposed view. With a breakpoint on `exec_blas`,
+    # 1024x32 by a 32x16 view ran on two threads, and 1024x32 by a
+    # C-ordered 32x16 matrix on one.
     if _uses_columns(filter):
         kernel = np.reshape(filter, (-1, np.shape(filter)[3]))
-        windows_bar = (y_bar_rows @ kernel.T).reshape(
+        windows_bar = (y_bar_rows @ np.ascontiguousarray(kernel.T)).reshape(
             batch, *geometry.output, *geometry.window, channels)
     else:
+        filter_t = np.ascontiguousarray(np.swapaxes(filter, 2, 3))
         offset_bar = np.empty((batch, *geometry.output, channels),
                               dtype=np.result_type(y_bar_rows, filter))
     for i, j in geometry.offsets():
@@ -277,7 +299,7 @@ def _conv2d_x_bar(x, filter, y_bar_rows, geometry):
         if _uses_columns(filter):
             x_bar[input_index] += windows_bar[(*output_index, i, j)]
         else:
-            np.matmul(y_bar_rows, filter[i, j].T, out=offset_bar.reshape(-1, channels))
+            np.matmul(y_bar_rows, filter_t[i, j], out=offset_bar.reshape(-1, channels))
             x_bar[input_index] += offset_bar[output_index]
     return x_bar
 
@@ -314,7 +336,7 @@ def _conv2d_vjp(x, filter, strides=(1, 1), padding="valid", bias=None, *,
 def _pool_geometry(x, pool_size, strides, padding) -> _Geometry:
     pool_size = pair(pool_size, "pool_size")
     strides = pool_size if strides is None else pair(strides, "strides")
-    return _Geometry(np.shape(x), pool_size, strides, check_padding(padding))
+    return _geometry(np.shape(x), pool_size, strides, check_padding(padding))
 
 
 def _max_pool(x, geometry: _Geometry, with_winners: bool = False):

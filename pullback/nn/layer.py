@@ -117,6 +117,11 @@ def sequenced(x, *layers):
             "sequenced needs at least one layer: pass them after the input, as "
             "in sequenced(x, dense1, dense2)"
         )
-    for layer in layers:
-        x = layer(x)
+    # The first call sits outside the loop because a loop body is compiled
+    # once for every iteration. Inside it, the first layer would compute the
+    # cotangent of `x` even when the caller differentiates with respect to
+    # the layers alone and never reads it, as for a model's input images.
+    x = layers[0](x)
+    for index in range(1, len(layers)):
+        x = layers[index](x)
     return x

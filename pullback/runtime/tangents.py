@@ -44,6 +44,17 @@ _OPAQUE_TYPES = (
     np.random.RandomState,
 )
 
+# Exact types that `_is_differentiable` checks before its isinstance chain,
+# whose abstract-class check costs about a microsecond per value. Layers hold
+# many ints, strings and functions (strides, padding, activations), and an
+# optimizer step walks them all.
+_EXACT_NOT_DIFFERENTIABLE = frozenset(
+    {type(None), bool, int, str, bytes, range, types.FunctionType,
+     types.BuiltinFunctionType, types.MethodType}
+)
+
+_NOT_DIFFERENTIABLE_TYPES = (numbers.Integral, *_OPAQUE_TYPES)
+
 _no_derivative_fields_by_type: dict[type, frozenset] = {}
 
 
@@ -125,29 +136,45 @@ def is_differentiable_value(value) -> bool:
 
 
 def _is_differentiable(value, visiting: tuple) -> bool:
-    if isinstance(value, np.ndarray | np.generic):
+    kind = type(value)
+    if kind in _EXACT_NOT_DIFFERENTIABLE:
+        return False
+    if kind is np.ndarray:
         return value.dtype.kind in "fc"
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, float | complex):
+    if kind is float:
         return True
-    if value is None or isinstance(value, (numbers.Integral, *_OPAQUE_TYPES)):
-        return False
+    if kind is not tuple and kind is not list:
+        if isinstance(value, np.ndarray | np.generic):
+            return value.dtype.kind in "fc"
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, float | complex):
+            return True
+        if value is None or isinstance(value, _NOT_DIFFERENTIABLE_TYPES):
+            return False
     if isinstance(value, tuple | list):
-        return any(_is_differentiable(item, visiting) for item in value)
+        return _any_differentiable(value, visiting)
     if isinstance(value, dict):
-        return any(_is_differentiable(item, visiting) for item in value.values())
+        return _any_differentiable(value.values(), visiting)
     if id(value) in visiting:
         return False
-    if hasattr(type(value), "__tangent_zero__"):
+    if hasattr(kind, "__tangent_zero__"):
         return True
     # Stops at the first differentiable attribute.
-    skipped = no_derivative_fields(type(value))
+    skipped = no_derivative_fields(kind)
     visiting = (*visiting, id(value))
-    return any(
-        name not in skipped and _is_differentiable(item, visiting)
-        for name, item in _attribute_items(value)
-    )
+    for name, item in _attribute_items(value):
+        if name not in skipped and _is_differentiable(item, visiting):
+            return True
+    return False
+
+
+def _any_differentiable(items, visiting: tuple) -> bool:
+    # A plain loop: `any()` over a generator costs a frame per call.
+    for item in items:  # noqa: SIM110
+        if _is_differentiable(item, visiting):
+            return True
+    return False
 
 
 def zeros_like(value):

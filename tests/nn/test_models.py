@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from model_check import check_model_gradient, get_path
+from model_check import check_input_gradient, check_model_gradient, get_path
 
 import pullback
 from pullback import nn
@@ -364,6 +364,62 @@ def test_sequenced_with_eleven_layers():
     for layer in [model.first, *model.middle, model.last]:
         nested = layer(nested)
     np.testing.assert_array_equal(model(x_data), nested)
+
+
+requested_cotangents = []
+
+
+def shifted(x, shift):
+    return x + shift
+
+
+@pullback.derivative_of(shifted, wrt=("x", "shift"))
+def _shifted_vjp(x, shift, *, wrt=("x", "shift")):
+    requested_cotangents.append(wrt)
+
+    def shifted_pullback(y_bar):
+        x_bar = y_bar if "x" in wrt else None
+        return x_bar, np.sum(y_bar, axis=0)
+
+    return x + shift, shifted_pullback
+
+
+class Shift(nn.Layer):
+    def __init__(self, size, seed):
+        self.shift = np.random.default_rng(seed).standard_normal(size)
+
+    def __call__(self, x):
+        return shifted(x, self.shift)
+
+
+class ShiftedSequence(nn.Layer):
+    def __init__(self):
+        self.first = Shift(3, seed=1)
+        self.dense = nn.Dense(3, 2, nn.tanh, rng=0, dtype=np.float64)
+        self.last = Shift(2, seed=2)
+
+    def __call__(self, x):
+        return nn.sequenced(x, self.first, self.dense, self.last)
+
+
+def test_sequenced_skips_unrequested_input_cotangent():
+    requested_cotangents.clear()
+    check_model_gradient(squared_error, ShiftedSequence(),
+                         paths=[("first", "shift"), *dense_paths("dense"), ("last", "shift")])
+    # The gradient with respect to the model alone never reads the cotangent
+    # of the input data, so the first layer is not asked for it.
+    assert requested_cotangents == [("shift",), ("x", "shift")]
+
+
+def test_sequenced_input_cotangent_when_requested():
+    model = ShiftedSequence()
+
+    def loss(model, x):
+        return np.sum(model(x) ** 2)
+
+    requested_cotangents.clear()
+    check_input_gradient(loss, model, x_data)
+    assert requested_cotangents == [("x",), ("x",)]
 
 
 def test_sequenced_layers_gradient_is_a_tuple():

@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+import enum
 import math
 import pickle
 
@@ -72,6 +73,25 @@ def test_values_without_tangent(value):
     assert not is_differentiable_value(value)
     assert zeros_like(value) is None
     assert move(value, by=None) is value
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+
+
+class Meters(float):
+    pass
+
+
+@pytest.mark.parametrize("value", [Level.LOW, (1, 2), [3, "x"], range(2), len, print, {"a": 1}])
+def test_subclasses_and_containers_without_tangent(value):
+    assert not is_differentiable_value(value)
+
+
+@pytest.mark.parametrize("value", [Meters(2.0), np.float32(1.0), (1, 2.0), [3, np.ones(2)],
+                                   {"a": 1.5}, 1j])
+def test_subclasses_and_containers_with_tangent(value):
+    assert is_differentiable_value(value)
 
 
 def test_none_is_symbolic_zero():
