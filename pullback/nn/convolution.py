@@ -253,8 +253,12 @@ def conv2d(x, filter, strides=(1, 1), padding="valid", bias=None):
     The result has shape (batch, out_h, out_w, out_channels). Like
     `tf.nn.conv2d`, the filter is not flipped. `bias`, of shape
     (out_channels,), is added to every output pixel when given; adding it
-    here saves an array the size of the output.
+    here saves an array the size of the output. An empty batch gives an
+    empty result.
     """
+    _check_filter_sizes(filter)
+    if np.shape(x)[:1] == (0,):
+        return _empty_batch_conv2d(x, filter, strides, padding, bias)
     return _conv2d(x, filter, bias, strides, padding)[0]
 
 
@@ -308,6 +312,9 @@ def _conv2d_x_bar(x, filter, y_bar_rows, geometry):
 def _conv2d_vjp(x, filter, strides=(1, 1), padding="valid", bias=None, *,
                 wrt=("x", "filter", "bias")):
     x = np.asarray(x)
+    _check_filter_sizes(filter)
+    if x.shape[:1] == (0,):
+        return _empty_batch_conv2d_vjp(x, filter, strides, padding, bias, wrt)
     y, geometry = _conv2d(x, filter, bias, strides, padding)
 
     def conv2d_pullback(y_bar):
@@ -381,14 +388,20 @@ def max_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
     """Return the maximum of each `pool_size` window of NHWC `x`.
 
     `strides` defaults to `pool_size`. With padding "same" the padding never
-    wins a maximum.
+    wins a maximum. `x` may be floating, integer or bool, and the result
+    keeps its dtype.
     """
+    _check_dtype_kind(x, "max_pool2d", "biuf", "real numbers (bool, integer or floating)")
+    if np.asarray(x).dtype == np.bool_:
+        # The maximum of bools is their logical or, the same as that of 0s and 1s.
+        return max_pool2d(np.asarray(x, np.uint8), pool_size, strides, padding).astype(bool)
     geometry = _pool_geometry(x, pool_size, strides, padding)
     return _max_pool(x, geometry)[0]
 
 
 @derivative_of(max_pool2d, wrt="x")
 def _max_pool2d_vjp(x, pool_size=(2, 2), strides=None, padding="valid"):
+    _check_dtype_kind(x, "max_pool2d", "biuf", "real numbers (bool, integer or floating)")
     geometry = _pool_geometry(x, pool_size, strides, padding)
     # The pullback keeps the small array of winners, not the input.
     y, winners = _max_pool(x, geometry, with_winners=True)
@@ -442,13 +455,16 @@ def avg_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
     """Return the mean of each `pool_size` window of NHWC `x`.
 
     `strides` defaults to `pool_size`. With padding "same" each window
-    averages only its input elements, as TensorFlow does.
+    averages only its input elements, as TensorFlow does. Bool and integer
+    input gives a float64 result, as `np.mean` does.
     """
+    _check_dtype_kind(x, "avg_pool2d", "biufc", "numbers (bool, integer, floating or complex)")
     return _avg_pool(x, pool_size, strides, padding)[0]
 
 
 @derivative_of(avg_pool2d, wrt="x")
 def _avg_pool2d_vjp(x, pool_size=(2, 2), strides=None, padding="valid"):
+    _check_dtype_kind(x, "avg_pool2d", "biufc", "numbers (bool, integer, floating or complex)")
     y, counts, geometry = _avg_pool(x, pool_size, strides, padding)
 
     def avg_pool2d_pullback(y_bar):
@@ -459,3 +475,51 @@ def _avg_pool2d_vjp(x, pool_size=(2, 2), strides=None, padding="valid"):
         return geometry.unpad(padded_bar)
 
     return y, avg_pool2d_pullback
+
+
+# Input checks and empty batches.
+
+
+def _check_filter_sizes(filter) -> None:
+    if np.ndim(filter) == 4 and min(np.shape(filter)) < 1:
+        raise ValueError(
+            "the filter must have shape (height, width, in_channels, out_channels) "
+            f"with every size at least 1, got shape {np.shape(filter)}"
+        )
+
+
+def _check_dtype_kind(x, function: str, kinds: str, description: str) -> None:
+    """Raise TypeError unless the dtype kind of `x` is one of `kinds` ("b", "i", ...)."""
+    dtype = np.asarray(x).dtype
+    if dtype.kind not in kinds:
+        raise TypeError(
+            f"{function} needs an array of {description}, got dtype {dtype}; "
+            "convert it first, for example with x.astype(np.float32)"
+        )
+
+
+def _empty_batch_conv2d(x, filter, strides, padding, bias):
+    """Return the convolution of a batch of no images: shape (0, out_h, out_w, out_channels)."""
+    geometry = _conv2d_geometry(x, filter, strides, padding)
+    dtype = np.result_type(np.asarray(x), np.asarray(filter))
+    y = np.zeros((0, *geometry.output, np.shape(filter)[3]), dtype=dtype)
+    if bias is not None:
+        y += bias
+    return y
+
+
+def _empty_batch_conv2d_vjp(x, filter, strides, padding, bias, wrt):
+    y = _empty_batch_conv2d(x, filter, strides, padding, bias)
+
+    def conv2d_pullback(y_bar):
+        # Every cotangent is a sum over the images, so for no images it is zero.
+        x_bar = filter_bar = bias_bar = None
+        if "x" in wrt:
+            x_bar = np.zeros(x.shape, dtype=_cotangent_dtype(x, y_bar))
+        if "filter" in wrt:
+            filter_bar = np.zeros(np.shape(filter), dtype=_cotangent_dtype(filter, y_bar))
+        if bias is not None and "bias" in wrt:
+            bias_bar = np.zeros(np.shape(bias), dtype=_cotangent_dtype(bias, y_bar))
+        return x_bar, filter_bar, bias_bar
+
+    return y, conv2d_pullback

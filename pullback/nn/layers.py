@@ -24,6 +24,15 @@ def glorot_uniform(shape, fan_in: int, fan_out: int, rng, dtype=np.float32):
     return rng.uniform(-limit, limit, size=shape).astype(dtype)
 
 
+def _positive_int(value, name: str) -> int:
+    """Return `value` as an int, or raise TypeError or ValueError unless it is a positive int."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be a positive int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
 def _generator(rng) -> np.random.Generator:
     """Return `rng` as a Generator; an int is a seed and None takes fresh entropy."""
     if rng is None or isinstance(rng, int | np.integer | np.random.Generator):
@@ -42,6 +51,8 @@ class Dense(Layer):
 
     def __init__(self, input_size: int, output_size: int, activation=None, *,
                  rng=None, dtype=np.float32):
+        input_size = _positive_int(input_size, "input_size")
+        output_size = _positive_int(output_size, "output_size")
         rng = _generator(rng)
         self.weight = glorot_uniform((input_size, output_size), input_size,
                                      output_size, rng, dtype)
@@ -49,6 +60,7 @@ class Dense(Layer):
         self.activation = activation
 
     def __call__(self, x):
+        _check_dense_input(x, self.weight)
         y = x @ self.weight + self.bias
         if self.activation is not None:
             y = self.activation(y)
@@ -56,6 +68,36 @@ class Dense(Layer):
 
     def __repr__(self) -> str:
         return f"Dense({self.weight.shape[0]}, {self.weight.shape[1]})"
+
+
+@no_derivative
+def _check_dense_input(x, weight) -> None:
+    input_size, output_size = np.shape(weight)
+    shape = np.shape(x)
+    if shape[-1:] != (input_size,):
+        fix = "reshape the input"
+        if shape:
+            fix += f", or create the layer with input_size={shape[-1]}"
+        raise ValueError(
+            f"Dense({input_size}, {output_size}) needs an input of shape "
+            f"(..., {input_size}), got an input of shape {shape}; {fix}"
+        )
+
+
+def _filter_shape(filter_shape) -> tuple[int, int, int, int]:
+    """Return `filter_shape` as a tuple of four positive ints, or raise TypeError or ValueError."""
+    expected = "filter_shape must be (height, width, in_channels, out_channels) of positive ints"
+    if not hasattr(filter_shape, "__len__") or len(filter_shape) != 4:
+        raise ValueError(f"{expected}, got {filter_shape!r}")
+    for size in filter_shape:
+        if isinstance(size, bool) or not isinstance(size, int | np.integer):
+            raise TypeError(
+                f"{expected}, got {filter_shape!r}, which contains the "
+                f"{type(size).__name__} {size!r}"
+            )
+        if size < 1:
+            raise ValueError(f"{expected}, got {filter_shape!r}, which contains {size!r}")
+    return tuple(int(size) for size in filter_shape)
 
 
 class Conv2D(Layer):
@@ -68,11 +110,7 @@ class Conv2D(Layer):
 
     def __init__(self, filter_shape, strides=(1, 1), padding="valid", activation=None,
                  *, rng=None, dtype=np.float32):
-        if len(filter_shape) != 4:
-            raise ValueError(
-                "filter_shape must be (height, width, in_channels, out_channels), "
-                f"got {filter_shape!r}"
-            )
+        filter_shape = _filter_shape(filter_shape)
         height, width, in_channels, out_channels = filter_shape
         rng = _generator(rng)
         self.filter = glorot_uniform(filter_shape, height * width * in_channels,
@@ -120,7 +158,8 @@ class Flatten(Layer):
     """Reshape (batch, ...) to (batch, features)."""
 
     def __call__(self, x):
-        return x.reshape(x.shape[0], -1)
+        # The size is spelled out because -1 is ambiguous for an empty batch.
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
 
 @no_derivative

@@ -32,6 +32,12 @@ def mean_squared_error(predicted, expected):
 
 @no_derivative
 def _check_labels(logits, labels) -> None:
+    if np.ndim(logits) == 0 or np.shape(logits)[-1] == 0:
+        raise ValueError(
+            "softmax_cross_entropy needs logits of shape (..., classes) with at "
+            f"least one class, got logits of shape {np.shape(logits)}; pass one row "
+            "of class scores per example, such as an array of shape (batch, classes)"
+        )
     labels = np.asarray(labels)
     if labels.dtype.kind not in "iu":
         raise TypeError(

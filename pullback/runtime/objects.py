@@ -167,6 +167,11 @@ class ObjectTangent:
         return f"ObjectTangent({inner})"
 
 
+def primal_of(tangent: ObjectTangent):
+    """Return the object `tangent` was made for, or None for a tangent built by hand."""
+    return tangent._primal
+
+
 def _equal(a, b) -> bool:
     if isinstance(a, tuple | list):
         return (isinstance(b, tuple | list) and len(a) == len(b)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from model_check import check_input_gradient, check_model_gradient
 
+import pullback
 from pullback import nn
 
 rng = np.random.default_rng(7)
@@ -340,3 +341,147 @@ def test_conv2d_without_bias_matches_layer_without_bias_term():
     x, filter, bias = normal(1, 4, 4, 2), normal(3, 3, 2, 2), normal(2)
     np.testing.assert_allclose(nn.conv2d(x, filter, bias=bias), nn.conv2d(x, filter) + bias,
                                rtol=1e-14)
+
+
+# Empty batches.
+
+EMPTY_BATCH_FILTERS = [pytest.param((3, 3, 2, 3), id="offsets"),
+                       pytest.param((2, 2, 2, 12), id="im2col")]
+
+
+def conv_of_empty_and_full_batch(x, filter, bias):
+    """A loss that adds the empty batch `x` to a full one, so its gradient is not all zero."""
+    empty = np.sum(np.sin(nn.conv2d(x, filter, (2, 1), "same", bias)))
+    full = np.sum(np.sin(nn.conv2d(CONSTANT_IMAGES[..., :2], filter, (2, 1), "same", bias)))
+    return empty + full
+
+
+@pytest.mark.parametrize("filter_shape", EMPTY_BATCH_FILTERS)
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_conv2d_empty_batch_shape(filter_shape, padding):
+    x = np.zeros((0, 5, 4, 2), np.float32)
+    y = nn.conv2d(x, normal(*filter_shape).astype(np.float32), (2, 1), padding,
+                  np.ones(filter_shape[3], np.float32))
+    expected_rows = 2 if padding == "valid" else 3
+    expected_columns = 4 - filter_shape[1] + 1 if padding == "valid" else 4
+    assert y.shape == (0, expected_rows, expected_columns, filter_shape[3])
+    assert y.dtype == np.float32
+
+
+@pytest.mark.parametrize("filter_shape", EMPTY_BATCH_FILTERS)
+def test_conv2d_empty_batch_gradient(filter_shape):
+    from gradcheck import check_gradient
+
+    check_gradient(conv_of_empty_and_full_batch, np.zeros((0, 5, 4, 2)),
+                   normal(*filter_shape), normal(filter_shape[3]))
+
+
+@pytest.mark.parametrize("filter_shape", EMPTY_BATCH_FILTERS)
+def test_conv2d_empty_batch_cotangents(filter_shape):
+    layer = nn.Conv2D(filter_shape, padding="same", rng=0)
+    x = np.zeros((0, 5, 4, 2), np.float32)
+    value, backprop = layer.applied_for_backpropagation(x)
+    layer_bar, x_bar = backprop(np.ones_like(value))
+    assert x_bar.shape == x.shape
+    assert x_bar.dtype == np.float32
+    assert layer_bar.filter.shape == filter_shape
+    assert layer_bar.filter.dtype == np.float32
+    assert not layer_bar.filter.any()
+    assert layer_bar.bias.shape == (filter_shape[3],)
+    assert not layer_bar.bias.any()
+
+
+def test_flatten_empty_batch():
+    x = np.zeros((0, 3, 2, 4))
+    value, backprop = nn.Flatten().applied_for_backpropagation(x)
+    assert value.shape == (0, 24)
+    _, x_bar = backprop(np.ones_like(value))
+    assert x_bar.shape == x.shape
+
+
+def test_pools_empty_batch():
+    x = np.zeros((0, 4, 4, 2))
+    for layer in (nn.MaxPool2D(2), nn.AvgPool2D(2, padding="same")):
+        value, backprop = layer.applied_for_backpropagation(x)
+        assert value.shape == (0, 2, 2, 2)
+        assert backprop(np.ones_like(value))[1].shape == x.shape
+
+
+# Input dtypes of pooling.
+
+BOOL_IMAGES = rng.random((2, 5, 5, 3)) > 0.7
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_max_pool_bool_is_logical_or(padding):
+    y = nn.max_pool2d(BOOL_IMAGES, 2, padding=padding)
+    expected = pool_by_loops(BOOL_IMAGES.astype(float), (2, 2), (2, 2), padding, np.max)
+    assert y.dtype == np.bool_
+    np.testing.assert_array_equal(y, expected.astype(bool))
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_avg_pool_bool_gives_float64(padding):
+    y = nn.avg_pool2d(BOOL_IMAGES, 2, padding=padding)
+    expected = pool_by_loops(BOOL_IMAGES.astype(float), (2, 2), (2, 2), padding, np.mean)
+    assert y.dtype == np.float64
+    np.testing.assert_allclose(y, expected, rtol=1e-15)
+
+
+def test_max_pool_rejects_complex():
+    with pytest.raises(TypeError, match="max_pool2d needs an array of real numbers"):
+        nn.max_pool2d(np.ones((1, 4, 4, 1), complex))
+
+
+@pytest.mark.parametrize("pool", [nn.max_pool2d, nn.avg_pool2d])
+def test_pools_reject_strings(pool):
+    with pytest.raises(TypeError, match=r"got dtype <U1; convert it first"):
+        pool(np.full((1, 4, 4, 1), "a"))
+
+
+# Invalid sizes and inputs.
+
+
+@pytest.mark.parametrize("filter_shape, error, phrase", [
+    ((0, 3, 2, 4), ValueError, r"got \(0, 3, 2, 4\), which contains 0"),
+    ((3.0, 3, 2, 4), TypeError, r"which contains the float 3\.0"),
+    ((3, True, 2, 4), TypeError, "which contains the bool True"),
+    (3, ValueError, "of positive ints, got 3"),
+], ids=["zero", "float", "bool", "int"])
+def test_conv2d_layer_rejects_filter_shape(filter_shape, error, phrase):
+    with pytest.raises(error, match=phrase):
+        nn.Conv2D(filter_shape)
+
+
+def test_conv2d_layer_accepts_numpy_sizes():
+    layer = nn.Conv2D(tuple(np.array([3, 3, 2, 4])), rng=0)
+    assert layer.filter.shape == (3, 3, 2, 4)
+
+
+def test_conv2d_rejects_empty_filter():
+    with pytest.raises(ValueError, match="every size at least 1"):
+        nn.conv2d(np.ones((1, 4, 4, 1)), np.ones((2, 2, 1, 0)))
+
+
+@pytest.mark.parametrize("size, error", [(-1, ValueError), (0, ValueError),
+                                         (2.5, TypeError), (True, TypeError)])
+def test_dense_rejects_size(size, error):
+    with pytest.raises(error, match="input_size must be a positive int"):
+        nn.Dense(size, 2)
+    with pytest.raises(error, match="output_size must be a positive int"):
+        nn.Dense(2, size)
+
+
+def test_dense_rejects_input_size():
+    layer = nn.Dense(3, 2, rng=0)
+    with pytest.raises(ValueError, match=r"Dense\(3, 2\) needs an input of shape \(\.\.\., 3\), "
+                                         r"got an input of shape \(4, 5\)"):
+        layer(np.zeros((4, 5), np.float32))
+    with pytest.raises(ValueError, match=r"got an input of shape \(\); reshape the input$"):
+        layer(np.float32(1.0))
+
+
+def test_dense_input_check_in_gradient():
+    layer = nn.Dense(3, 2, rng=0, dtype=np.float64)
+    with pytest.raises(ValueError, match="create the layer with input_size=5"):
+        pullback.gradient(wavy_sum)(layer, np.zeros((4, 5)))

@@ -156,3 +156,10 @@ def test_softmax_cross_entropy_rejects_out_of_range_labels():
 def test_softmax_cross_entropy_rejects_label_shape():
     with pytest.raises(ValueError, match=r"labels need shape \(2,\)"):
         nn.softmax_cross_entropy(normal(2, 3), np.array([0, 1, 2]))
+
+
+@pytest.mark.parametrize("logits", [np.float64(1.0), np.zeros((2, 0))], ids=["scalar", "no_classes"])
+def test_softmax_cross_entropy_rejects_logits_shape(logits):
+    labels = np.zeros(np.shape(logits)[:-1], int)
+    with pytest.raises(ValueError, match="needs logits of shape \\(\\.\\.\\., classes\\) with at"):
+        nn.softmax_cross_entropy(logits, labels)
