@@ -8,7 +8,6 @@ and `pullback.move` moves its object along it.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import numbers
 import types
@@ -16,7 +15,7 @@ import types
 import numpy as np
 
 from pullback.runtime import tangents
-from pullback.runtime.registry import vjp_of
+from pullback.runtime.registry import GenerationCache, vjp_of
 from pullback.runtime.variadic import wrt_for_positions
 
 
@@ -341,12 +340,6 @@ def _stored_object_vjp(owner, name: str, stored, positions: tuple[int, ...]):
     return stored_object_vjp
 
 
-# Parameter names by function, valid while `registry.generation` is unchanged,
-# because `inspect.signature` costs more than a small layer's arithmetic.
-_parameter_names_cache: dict = {}
-_parameter_names_generation = -1
-
-
 def custom_derivative_of(function):
     from pullback.runtime import registry
 
@@ -354,30 +347,26 @@ def custom_derivative_of(function):
 
 
 def _parameter_names(function) -> tuple[str, ...]:
-    global _parameter_names_generation
+    return _parameter_names_cache.get(function, _read_parameter_names)
 
+
+# Parameter names by function, because `inspect.signature` costs more than a
+# small layer's arithmetic.
+_parameter_names_cache = GenerationCache()
+
+
+def _read_parameter_names(function) -> tuple[str, ...]:
     from pullback.runtime import registry
 
-    if _parameter_names_generation != registry.generation:
-        _parameter_names_cache.clear()
-        _parameter_names_generation = registry.generation
-    try:
-        return _parameter_names_cache[function]
-    except (KeyError, TypeError):  # TypeError: an unhashable callable.
-        pass
     record = registry.custom_derivative(function)
     if record is not None:
-        names = record.param_names
-    elif isinstance(function, np.ufunc):
+        return record.param_names
+    if isinstance(function, np.ufunc):
         # NumPy's names for ufunc operands, read without inspect.signature.
-        names = ("x",) if function.nin == 1 else tuple(
+        return ("x",) if function.nin == 1 else tuple(
             f"x{i + 1}" for i in range(function.nin))
-    else:
-        # A *name parameter reads as "*", so callers find it without another lookup.
-        names = tuple(
-            "*" if parameter.kind == parameter.VAR_POSITIONAL else name
-            for name, parameter in inspect.signature(function).parameters.items()
-        )
-    with contextlib.suppress(TypeError):  # An unhashable callable is not cached.
-        _parameter_names_cache[function] = names
-    return names
+    # A *name parameter reads as "*", so callers find it without another lookup.
+    return tuple(
+        "*" if parameter.kind == parameter.VAR_POSITIONAL else name
+        for name, parameter in inspect.signature(function).parameters.items()
+    )

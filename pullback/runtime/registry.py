@@ -72,6 +72,32 @@ def custom_derivative(function):
     return _custom.get(_key(function))
 
 
+class GenerationCache:
+    """A cache by callable that empties itself after any derivative registration.
+
+    A registration changes a function's parameters as callers see them, so
+    what was computed from them before it must not be reused. Unhashable
+    callables are computed every time.
+    """
+
+    def __init__(self):
+        self._values: dict = {}
+        self._generation = -1
+
+    def get(self, key, compute: Callable):
+        if self._generation != generation:
+            self._values.clear()
+            self._generation = generation
+        try:
+            return self._values[key]
+        except KeyError:
+            pass
+        except TypeError:  # An unhashable callable.
+            return compute(key)
+        value = self._values[key] = compute(key)
+        return value
+
+
 class _Registered:
     """A cache entry for a registered derivative, which never goes stale."""
 

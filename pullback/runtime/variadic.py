@@ -8,16 +8,10 @@ the positions of the arguments at a call.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 
 from pullback.runtime import registry
 from pullback.runtime.structure import like_sequence, require_sequence
-
-# Function -> (positional parameter names, name of the *name parameter or
-# None), valid while `registry.generation` is unchanged.
-_layouts: dict = {}
-_layouts_generation = -1
 
 
 def positional_layout(function) -> tuple[tuple[str, ...], str | None]:
@@ -26,30 +20,25 @@ def positional_layout(function) -> tuple[tuple[str, ...], str | None]:
     A bound method leaves out its instance. A function with a registered
     derivative has the parameters of the registration.
     """
-    global _layouts_generation
+    return _layouts.get(function, _positional_layout)
 
-    if _layouts_generation != registry.generation:
-        _layouts.clear()
-        _layouts_generation = registry.generation
-    try:
-        return _layouts[function]
-    except (KeyError, TypeError):  # TypeError: an unhashable callable.
-        pass
+
+# Function -> (positional parameter names, name of the *name parameter or None).
+_layouts = registry.GenerationCache()
+
+
+def _positional_layout(function) -> tuple[tuple[str, ...], str | None]:
     record = registry.custom_derivative(function)
     if record is not None:
-        layout = (tuple(record.param_names), None)
-    else:
-        positional = []
-        variadic = None
-        for parameter in inspect.signature(function).parameters.values():
-            if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
-                positional.append(parameter.name)
-            elif parameter.kind == parameter.VAR_POSITIONAL:
-                variadic = parameter.name
-        layout = (tuple(positional), variadic)
-    with contextlib.suppress(TypeError):  # An unhashable callable is not cached.
-        _layouts[function] = layout
-    return layout
+        return (tuple(record.param_names), None)
+    positional = []
+    variadic = None
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            positional.append(parameter.name)
+        elif parameter.kind == parameter.VAR_POSITIONAL:
+            variadic = parameter.name
+    return (tuple(positional), variadic)
 
 
 def wrt_for_positions(function, positions) -> tuple[tuple[str, ...], object]:
