@@ -141,10 +141,11 @@ def _finish_cotangent(cotangent, primal):
         type(cotangent) is np.ndarray
         and type(primal) is np.ndarray
         and cotangent.dtype is primal.dtype
+        and primal.dtype.kind in "fc"
         and (cotangent.base is None or cotangent.flags.writeable)
     ):
-        # The common case of an array: a cotangent of the primal's dtype is
-        # floating, and one that owns its memory was written by the pullback.
+        # The common case of a floating array: a cotangent that owns its
+        # memory was written by the pullback.
         return cotangent
     if type(primal) is np.ndarray:
         if primal.dtype.kind not in "fc":

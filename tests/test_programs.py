@@ -732,6 +732,28 @@ def test_integer_array_parameter_gets_none():
     np.testing.assert_allclose(grad_x, np.cos(x) * counts)
 
 
+def scaled_by_indexed_counts(x, counts):
+    return x * 0.5 * counts[0] + x * counts[1]
+
+
+def summed_with_sliced_counts(x, counts):
+    return np.sum(x * counts[:2])
+
+
+def test_indexed_integer_array_gets_none():
+    # The adjoint of indexing an integer array is built in its dtype; it must
+    # still come back as None, never as truncated integers.
+    counts = np.array([2, 5, 7])
+
+    grad_x, grad_counts = check_gradient(scaled_by_indexed_counts, 3.0, counts)
+    assert grad_counts is None
+    assert grad_x == pytest.approx(6.0)
+
+    grad_x, grad_counts = check_gradient(summed_with_sliced_counts, normal(2), counts)
+    assert grad_counts is None
+    np.testing.assert_allclose(grad_x, counts[:2])
+
+
 def test_integer_value_in_float_position():
     grad_s, grad_x = check_gradient(scalar_times_array, 2, normal(3))
     assert grad_s is None
