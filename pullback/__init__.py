@@ -12,9 +12,11 @@ from pullback.api import (
 )
 from pullback.errors import PullbackError, ZeroDerivativeWarning, apply_command_line_filters
 from pullback.runtime.markers import checkpointed, no_derivative, with_derivative
+from pullback.runtime.objects import ObjectTangent
 from pullback.runtime.tangents import move
 
 __all__ = [
+    "ObjectTangent",
     "PullbackError",
     "ZeroDerivativeWarning",
     "adjoint_source",

@@ -457,6 +457,13 @@ def _check_vjp_parameter(function, vjp, ours, theirs) -> None:
     """
     import inspect
 
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if ours.kind in positional and theirs.kind not in positional:
+        raise DerivativeRegistrationError(
+            f"the VJP {vjp.__qualname__} takes {theirs.name!r} by keyword only, but "
+            f"callers of {_name_of(function)} may pass it by position; make it an "
+            "ordinary parameter, before any `*`"
+        )
     if ours.kind is not inspect.Parameter.POSITIONAL_ONLY and ours.name != theirs.name:
         raise DerivativeRegistrationError(
             f"the VJP {vjp.__qualname__} names a parameter {theirs.name!r} where "
@@ -475,11 +482,19 @@ def _check_vjp_parameter(function, vjp, ours, theirs) -> None:
 
 
 def _same_default(a, b) -> bool:
+    """Return whether two defaults give the same value: equal numbers (NaN
+    included), equal arrays, or equal objects of one type."""
     if a is b:
         return True
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+                and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    numbers = (int, float, complex, np.number)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool | np.bool_):
+        return bool(a == b) or bool(np.isnan(a) and np.isnan(b))
     try:
         return type(a) is type(b) and bool(a == b)
-    except (TypeError, ValueError):  # An array's == has no single truth value.
+    except (TypeError, ValueError):  # A value whose == has no single truth value.
         return False
 
 
@@ -532,11 +547,12 @@ def _wrt_indices(names: tuple[str, ...], wrt, function) -> tuple[int, ...]:
 def derivative_of(function: Callable, wrt: Wrt = None, *, replace: bool = False):
     """Register a custom VJP for `function`, used wherever compiled code calls it.
 
-    The decorated VJP takes `function`'s arguments and returns
-    `(value, pullback)`. The pullback takes the result's cotangent and returns
-    a bare cotangent when one parameter is differentiated, or a tuple in
-    parameter order. Compiled code then calls the VJP in place of `function`,
-    so `function` itself runs once per evaluation::
+    The decorated VJP takes `function`'s arguments, with the same parameter
+    names and defaults, and returns `(value, pullback)`. The pullback takes
+    the result's cotangent and returns a bare cotangent when one parameter is
+    differentiated, or a tuple in parameter order. Compiled code then calls
+    the VJP in place of `function`, so `function` itself runs once per
+    evaluation::
 
         libm = ctypes.CDLL(ctypes.util.find_library("m"))
         libm.exp.restype = libm.exp.argtypes = ctypes.c_double  # sketch
@@ -560,7 +576,11 @@ def derivative_of(function: Callable, wrt: Wrt = None, *, replace: bool = False)
                 factor_bar = np.sum(g * x) if "factor" in wrt else None
                 return x_bar, factor_bar
             return x * factor, scaled_pullback
- Registering twice for one function raises
+
+    Each cotangent is checked against its argument: its shape, the items of
+    a tuple, list or dict, and the fields of an object's `ObjectTangent`. A
+    floating cotangent takes the argument's dtype. Registering twice for one
+    function raises
     `DerivativeRegistrationError` unless `replace=True`. A registration also
     applies to callers compiled before it.
     """

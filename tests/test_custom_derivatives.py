@@ -688,3 +688,130 @@ def test_ufunc_registered_with_operands_only(unregister):
     unregister(np.hypot)
 
     assert registry.custom_derivative(np.hypot).param_names == ("x1", "x2")
+
+
+class Weights:
+    def __init__(self, w, b):
+        self.w = w
+        self.b = b
+
+
+def weighted_total(weights):
+    return np.sum(weights.w) * 2.0 + weights.b
+
+
+def weighted_total_loss(weights):
+    return weighted_total(weights)
+
+
+def pair_sum(parts):
+    return parts[0] * 3.0 + parts[1]
+
+
+def pair_sum_loss(a, b):
+    parts = [a, b]
+    return pair_sum(parts) + parts[0]
+
+
+def test_object_tangent_unknown_field_rejected(unregister):
+    @derivative_of(weighted_total)
+    def weighted_total_vjp(weights):
+        def weighted_total_pullback(g):
+            return pullback.ObjectTangent(wieght=2.0 * g * np.ones(2), b=g)
+
+        return weighted_total(weights), weighted_total_pullback
+
+    unregister(weighted_total)
+
+    with pytest.raises(DerivativeRegistrationError, match="no differentiable attribute 'wieght'"):
+        gradient(weighted_total_loss)(Weights(np.ones(2), 1.0))
+
+
+def test_object_tangent_field_shape_checked(unregister):
+    @derivative_of(weighted_total)
+    def weighted_total_vjp(weights):
+        def weighted_total_pullback(g):
+            return pullback.ObjectTangent(w=2.0 * g * np.ones(5), b=g)
+
+        return weighted_total(weights), weighted_total_pullback
+
+    unregister(weighted_total)
+
+    with pytest.raises(DerivativeRegistrationError, match=r"'weights'.w has shape \(2,\)"):
+        gradient(weighted_total_loss)(Weights(np.ones(2), 1.0))
+
+
+def test_object_tangent_gradient_matches(unregister):
+    @derivative_of(weighted_total)
+    def weighted_total_vjp(weights):
+        def weighted_total_pullback(g):
+            return pullback.ObjectTangent(w=2.0 * g * np.ones_like(weights.w), b=g)
+
+        return weighted_total(weights), weighted_total_pullback
+
+    unregister(weighted_total)
+
+    grad = gradient(weighted_total_loss)(Weights(np.array([0.5, -1.0]), 1.0))
+
+    np.testing.assert_array_equal(grad.w, [2.0, 2.0])
+    assert grad.b == 1.0
+
+
+def test_tuple_cotangent_for_list_becomes_list(unregister):
+    @derivative_of(pair_sum)
+    def pair_sum_vjp(parts):
+        return pair_sum(parts), lambda g: (3.0 * g, g)
+
+    unregister(pair_sum)
+
+    grad_a, grad_b = gradient(pair_sum_loss)(1.0, 2.0)
+
+    assert grad_a == pytest.approx(4.0)
+    assert grad_b == pytest.approx(1.0)
+
+
+def test_complex_cotangent_for_real_rejected(unregister):
+    @derivative_of(doubled)
+    def doubled_vjp(x):
+        return 2.0 * x, lambda g: (2.0 + 0.0j) * g * np.ones_like(x)
+
+    unregister(doubled)
+
+    with pytest.raises(DerivativeRegistrationError, match="complex cotangent"):
+        gradient(doubled_loss)(np.ones(3, dtype=np.float32))
+
+
+def scaled_by(x, k=1.0):
+    return x * k
+
+
+def scaled_by_nan(x, k=float("nan")):
+    return x * k
+
+
+def test_vjp_keyword_only_for_positional_rejected():
+    with pytest.raises(DerivativeRegistrationError, match="by keyword only"):
+        @derivative_of(scaled_by)
+        def scaled_by_vjp(x, *, k=1.0):
+            return x * k, lambda g: (g * k, g * x)
+
+
+@pytest.mark.parametrize("default", [1, np.float64(1.0)])
+def test_vjp_equal_numeric_default_accepted(default, unregister):
+    def scaled_by_vjp(x, k=default):
+        return x * k, lambda g: (g * k, g * x)
+
+    derivative_of(scaled_by)(scaled_by_vjp)
+    unregister(scaled_by)
+
+    assert registry.custom_derivative(scaled_by) is not None
+
+
+def test_vjp_nan_default_accepted(unregister):
+    @derivative_of(scaled_by_nan)
+    def scaled_by_nan_vjp(x, k=float("nan")):
+        return x * k, lambda g: (g * k, g * x)
+
+    unregister(scaled_by_nan)
+
+    assert registry.custom_derivative(scaled_by_nan) is not None

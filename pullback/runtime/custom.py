@@ -129,13 +129,7 @@ class CustomDerivative:
         if kind == "leaf":
             return self._checked_leaf(cotangent, layout, where)
         if kind == "object":
-            if _is_numeric(cotangent) or isinstance(cotangent, tuple | list | dict):
-                raise self.error(
-                    f"returned a {_describe(cotangent)} as the cotangent of {where}, "
-                    f"which is a {layout[1]} object; return its tangent (for "
-                    "example a pullback.ObjectTangent) or None"
-                )
-            return cotangent
+            return self._checked_object(cotangent, layout, where)
         if kind == "dict":
             items = layout[1]
             if not isinstance(cotangent, dict) or not set(cotangent) <= set(items):
@@ -146,16 +140,50 @@ class CustomDerivative:
                 )
             return {key: self._checked(value, items[key], f"{where}[{key!r}]")
                     for key, value in cotangent.items()}
-        items = layout[1]
+        return self._checked_sequence(cotangent, layout, where)
+
+    def _checked_sequence(self, cotangent, layout, where: str):
+        _, sequence_type, items = layout
+        kind = sequence_type.__name__
         if not isinstance(cotangent, tuple | list) or len(cotangent) != len(items):
+            hint = ""
+            if isinstance(cotangent, tuple) and len(cotangent) == 1 and len(self.wrt) == 1:
+                hint = (" (a pullback for one parameter returns its cotangent "
+                        "itself, not a tuple of one)")
             raise self.error(
                 f"returned a {_describe(cotangent)} as the cotangent of {where}, "
                 f"which is a {kind} of {len(items)} items; return a {kind} of "
-                f"{len(items)} cotangents, with None for a zero one"
+                f"{len(items)} cotangents, with None for a zero one{hint}"
             )
         checked = [self._checked(value, item, f"{where}[{index}]")
                    for index, (value, item) in enumerate(zip(cotangent, items, strict=True))]
-        return type(cotangent)(checked)
+        # The cotangent takes the argument's own sequence type, as in compiled
+        # code, so a tuple returned for a list adds to the list's other parts.
+        if hasattr(sequence_type, "_fields"):  # A namedtuple.
+            return sequence_type(*checked)
+        return tuple(checked) if issubclass(sequence_type, tuple) else list(checked)
+
+    def _checked_object(self, cotangent, layout, where: str):
+        from pullback.runtime.objects import ObjectTangent
+
+        _, type_name, fields = layout
+        if not isinstance(cotangent, ObjectTangent):
+            raise self.error(
+                f"returned a {_describe(cotangent)} as the cotangent of {where}, "
+                f"which is a {type_name} object; return a pullback.ObjectTangent "
+                "with a field for each attribute that has a cotangent, or None"
+            )
+        checked = {}
+        for name, value in cotangent.stored_fields().items():
+            if name not in fields:
+                known = ", ".join(sorted(fields)) or "none"
+                raise self.error(
+                    f"returned an ObjectTangent with a field {name!r} as the "
+                    f"cotangent of {where}, but that {type_name} object has no "
+                    f"differentiable attribute {name!r} (it has: {known})"
+                )
+            checked[name] = self._checked(value, fields[name], f"{where}.{name}")
+        return ObjectTangent.of(cotangent._primal, checked)
 
     def _checked_leaf(self, cotangent, layout, where: str):
         _, shape, dtype = layout
@@ -171,12 +199,14 @@ class CustomDerivative:
                 f"but {where} has shape {shape}; return one of the "
                 "parameter's shape"
             )
-        if (
-            dtype is not None
-            and isinstance(cotangent, np.ndarray | np.generic)
-            and cotangent.dtype != dtype
-            and cotangent.dtype.kind == dtype.kind
-        ):
+        if dtype is None:
+            return cotangent
+        if dtype.kind == "f" and np.iscomplexobj(cotangent):
+            raise self.error(
+                f"returned a complex cotangent for {where}, which is real "
+                f"({dtype}); return a real one, for example with np.real"
+            )
+        if getattr(cotangent, "dtype", None) != dtype:
             # A float32 primal gets a float32 cotangent, as in compiled code.
             if isinstance(cotangent, np.ndarray):
                 return cotangent.astype(dtype)
@@ -184,13 +214,15 @@ class CustomDerivative:
         return cotangent
 
 
-def _layout(value):
+def _layout(value, visiting: tuple = ()):
     """Return what checking a cotangent of `value` needs, or None to skip it.
 
     A number or array gives ("leaf", shape, floating dtype or None); a tuple
-    or list ("tuple" or "list", item layouts); a dict ("dict", layouts by
-    key); another object ("object", its type name). Strings, bools and None
-    have no cotangent to check.
+    or list ("sequence", its type, item layouts); a dict ("dict", layouts by
+    key); another object ("object", its type name, layouts of its
+    differentiable attributes). Strings, bools, None and values of a class
+    with a tangent space of its own have no layout: their cotangents are not
+    checked.
     """
     if isinstance(value, bool | str | bytes) or value is None:
         return None
@@ -199,11 +231,17 @@ def _layout(value):
         if dtype is not None and dtype.kind not in "fc":
             dtype = None
         return ("leaf", np.shape(value), dtype)
+    if id(value) in visiting:
+        return None  # A cycle: the object is checked where it first appears.
+    visiting = (*visiting, id(value))
     if isinstance(value, tuple | list):
-        return (type(value).__name__ if type(value) in (tuple, list) else "tuple",
-                [_layout(item) for item in value])
+        return ("sequence", type(value), [_layout(item, visiting) for item in value])
     if isinstance(value, dict):
-        return ("dict", {key: _layout(item) for key, item in value.items()})
+        return ("dict", {key: _layout(item, visiting) for key, item in value.items()})
     if hasattr(type(value), "__tangent_zero__"):
         return None  # A tangent space of the user's own, which may be anything.
-    return ("object", type(value).__name__)
+    from pullback.runtime import tangents
+
+    fields = {name: _layout(item, visiting)
+              for name, item in tangents.differentiable_fields(value).items()}
+    return ("object", type(value).__name__, fields)
