@@ -261,8 +261,10 @@ def compile_vjp(function, wrt=None, single_use: bool = False) -> CompiledVJP:
     if isinstance(function, types.MethodType):
         return _bound_method(function, resolve_wrt(function, wrt), single_use)
     rule = _rule_of(function)
-    if rule is not None and isinstance(function, numpy.ufunc):
-        # A ufunc passed as a value, as in Dense(3, 2, np.tanh).
+    if isinstance(function, numpy.ufunc) and (
+            rule is not None or _has_no_derivative(function)):
+        # A ufunc passed as a value, as in Dense(3, 2, np.tanh): its rule, or
+        # its zero derivative (np.floor), applies through a wrapper.
         function = _ufunc_wrapper(function)
     elif rule is not None:
         # NOTE: only ufuncs, whose parameters are uniform, get a wrapper.
@@ -294,6 +296,13 @@ def _compile_cached(function: types.FunctionType, wrt_names: tuple[str, ...],
         return compiled
 
 
+def _has_no_derivative(function) -> bool:
+    try:
+        return function in rules.NON_DIFFERENTIABLE_FUNCTIONS
+    except TypeError:  # An unhashable callable.
+        return False
+
+
 def _rule_of(function):
     try:
         return rules.FUNCTION_RULES.get(function)
@@ -317,6 +326,8 @@ def _ufunc_wrapper(ufunc) -> types.FunctionType:
     parameters = ", ".join(["x"] if ufunc.nin == 1 else
                            [f"x{i + 1}" for i in range(ufunc.nin)])
     filename = f"<pullback wrapper of numpy.{ufunc.__name__}>"
+    # NOTE: the wrapper takes the operands only, so a call through a variable
+    # with a keyword such as `dtype=` raises TypeError; call the ufunc by name.
     text = (f"def {ufunc.__name__}({parameters}):\n"
             f"    return numpy.{ufunc.__name__}({parameters})\n")
     linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
