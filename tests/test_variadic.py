@@ -942,3 +942,19 @@ def test_checkpointed_function_with_rest():
     check_positional(uses_checkpoint, args, gradient)
     assert "recompute(checkpointed_sum, ('x', 'terms')" in pullback.adjoint_source(
         uses_checkpoint)
+
+
+def three_factors(a, b, c):
+    return a * b * b * c
+
+
+def starred_and_same_keyword(x, ys):
+    return three_factors(*ys, b=x)
+
+
+def test_starred_call_keyword_filled_twice():
+    with pytest.raises(TypeError, match="got multiple values for argument 'b'") as info:
+        pullback.gradient(starred_and_same_keyword)(2.0, [3.0, 5.0])
+
+    assert "*ys" in str(info.value)
+    assert "pass it one way" in str(info.value)

@@ -81,6 +81,12 @@ def starred_vjp(function, *keywords: str, arguments: bool = True, at=None):
         names, spread = (), None
         if arguments:
             names, spread = wrt_for_positions(function, range(len(values)))
+        if kwargs and not set(names).isdisjoint(kwargs):
+            # `f(*xs, b=v)` where an item of xs also fills b: Python's error,
+            # not a `wrt` that names b twice.
+            mismatch = _mismatch(function, values, kwargs, at)
+            if mismatch is not None:
+                raise mismatch
         if not names and not keywords:
             # No argument reaches a parameter: `f(*())`, or more arguments
             # than `f` takes. The plain call returns the value, or raises
@@ -139,6 +145,11 @@ def _mismatch(function, values, kwargs: dict, site) -> TypeError | None:
     if site is not None:
         text, filename, line, column = site
         source = f"the starred argument {text} at {filename}:{line}:{column}"
+    if "multiple values" in reason:
+        return TypeError(
+            f"{name}() got {reason}: {source} fills it by "
+            "position and the call also passes it by keyword; pass it one way"
+        )
     return TypeError(
         f"{name}() takes {takes} positional arguments, but {source} passes "
         f"{len(values)} ({reason}); pass a sequence with as many items"
