@@ -808,3 +808,17 @@ def test_generator_argument_gets_no_cotangent():
 
     np.testing.assert_allclose(grad_x, 2 * x * noise**2, rtol=1e-12)
     assert grad_rng is None
+
+
+class ScaledSine:
+    def __init__(self, scale):
+        self.scale = scale
+
+    def __call__(self, x):
+        return np.sum(np.sin(x) * self.scale)
+
+
+def test_callable_object_differentiated_directly():
+    model = ScaledSine(np.array([1.0, 2.0, 3.0]))
+
+    check_gradient(model, np.array([0.3, -0.4, 1.1]))

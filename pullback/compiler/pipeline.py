@@ -258,6 +258,9 @@ def compile_vjp(function, wrt=None, single_use: bool = False) -> CompiledVJP:
     record = registry.custom_derivative(method) if method is not None else None
     if record is not None:
         return _registered_method(record, function.__self__, resolve_wrt(function, wrt))
+    if _is_callable_object(function):
+        # A layer or model differentiated directly: gradient(model)(x).
+        function = function.__call__
     if isinstance(function, types.MethodType):
         return _bound_method(function, resolve_wrt(function, wrt), single_use)
     rule = _rule_of(function)
@@ -294,6 +297,16 @@ def _compile_cached(function: types.FunctionType, wrt_names: tuple[str, ...],
                                          wrt_names)
             _cache[key] = compiled
         return compiled
+
+
+def _is_callable_object(value) -> bool:
+    """Return whether `value` is an instance whose class defines `__call__` in Python."""
+    # Read from the class dictionaries: builtin types define __call__ as a
+    # slot wrapper, which is no Python function.
+    call = next((base.__dict__["__call__"] for base in type(value).__mro__
+                 if "__call__" in base.__dict__), None)
+    return (isinstance(call, types.FunctionType)
+            and not isinstance(value, types.FunctionType | types.MethodType | type))
 
 
 def _has_no_derivative(function) -> bool:
