@@ -631,3 +631,62 @@ def write_arithmetic_into_dead_cotangents(pullback: gast.FunctionDef,
         last = _uses(body[reading[-1]], name)
         if len(last) == 1:
             body[reading[-1]] = _write_into(body[reading[-1]], last[0][1], runtime_alias)
+
+
+def save_shapes_only(vjp: gast.FunctionDef, pullback: gast.FunctionDef,
+                     runtime_alias: str) -> None:
+    """Keep only the shape and dtype of a forward value the pullback reads for them.
+
+    `unbroadcast(g, x_matmul_w1)` needs only the shape and dtype of
+    `x_matmul_w1`. Saving `_pb.like_when_large(x_matmul_w1)` right after the
+    value is computed lets `release_dead_forward_locals` free the array itself once
+    the forward pass is done with it, instead of keeping it for the pullback.
+    Only names bound once, by a top-level assignment of the forward pass,
+    are saved this way, and only when every read in the pullback is marked
+    `pb_shape_only`.
+    """
+    split = next((i for i, s in enumerate(vjp.body) if s is pullback), None)
+    if split is None:
+        return
+    forward = vjp.body[:split]
+    stores = _stores(vjp.body)
+    taken = {n.id for n in gast.walk(vjp) if isinstance(n, gast.Name)}
+    reads_by_name: dict[str, list] = {}
+    for node in gast.walk(pullback):
+        if isinstance(node, gast.Name) and isinstance(node.ctx, gast.Load):
+            reads_by_name.setdefault(node.id, []).append(node)
+    saved_after: dict[int, list] = {}
+    for index, statement in enumerate(forward):
+        for stored in _top_level_stores(statement):
+            reads = reads_by_name.get(stored)
+            if (
+                not reads
+                or stores.get(stored) != 1
+                or not all(getattr(node, "pb_shape_only", False) for node in reads)
+            ):
+                continue
+            like_name = f"{stored}_like"
+            while like_name in taken:
+                like_name += "_"
+            taken.add(like_name)
+            for node in reads:
+                node.id = like_name
+            call = gast.Call(
+                func=gast.Attribute(
+                    value=gast.Name(id=runtime_alias, ctx=gast.Load(), annotation=None,
+                                    type_comment=None),
+                    attr="like_when_large", ctx=gast.Load()),
+                args=[gast.Name(id=stored, ctx=gast.Load(), annotation=None,
+                                type_comment=None)],
+                keywords=[])
+            saved_after.setdefault(index, []).append(gast.Assign(
+                targets=[gast.Name(id=like_name, ctx=gast.Store(), annotation=None,
+                                   type_comment=None)],
+                value=call))
+    if not saved_after:
+        return
+    rebuilt = []
+    for index, statement in enumerate(forward):
+        rebuilt.append(statement)
+        rebuilt.extend(saved_after.get(index, ()))
+    vjp.body = rebuilt + vjp.body[split:]

@@ -543,6 +543,8 @@ def _build_vjp(normalized, block, activity, wrt, aliases, scalars: bool,
         # Numbers are immutable: the VJP for numbers has no array to reuse.
         optimize.overwrite_dead_cotangents(pullback_node, aliases.runtime)
         optimize.write_arithmetic_into_dead_cotangents(pullback_node, aliases.runtime)
+    if not scalars:
+        optimize.save_shapes_only(vjp_node, pullback_node, aliases.runtime)
     captured = optimize.forward_names(vjp_node) if single_use else set()
     optimize.release_dead_locals(pullback_node, captured)
     optimize.release_dead_forward_locals(vjp_node)

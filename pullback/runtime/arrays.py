@@ -66,6 +66,18 @@ def like(value):
     return value
 
 
+def like_when_large(value):
+    """Return `like(value)` for an array of 64 KiB or more, else `value` itself.
+
+    Straight-line code saves each value once, so keeping a small array costs
+    less memory than it costs time to describe it; a loop saves one per
+    iteration and uses `like`.
+    """
+    if type(value) is np.ndarray and value.nbytes >= 1 << 16:
+        return ShapeOf(value.shape, value.dtype)
+    return value
+
+
 def unbroadcast(cotangent, primal):
     """Sum `cotangent` over the axes along which `primal` was broadcast.
 
@@ -75,19 +87,15 @@ def unbroadcast(cotangent, primal):
     # The common cases, an operand of the result's shape and dtype or a bias
     # added to every row, return at once: generated code calls this for every
     # operand of a broadcasting op.
-    if type(primal) is np.ndarray and type(cotangent) is np.ndarray:
+    primal_type = type(primal)
+    if type(cotangent) is np.ndarray and (primal_type is np.ndarray or primal_type is ShapeOf):
         if cotangent.dtype == primal.dtype:
             shape = primal.shape
             if cotangent.shape == shape:
                 return cotangent
             if cotangent.ndim == len(shape) + 1 and cotangent.shape[1:] == shape:
                 return cotangent.sum(axis=0)
-    elif type(primal) is float and type(cotangent) in _SCALAR_TYPES or (
-        type(primal) is ShapeOf
-        and type(cotangent) is np.ndarray
-        and cotangent.shape == primal.shape
-        and cotangent.dtype == primal.dtype
-    ):
+    elif primal_type is float and type(cotangent) in _SCALAR_TYPES:
         return cotangent
     if isinstance(primal, list | tuple):
         from pullback.errors import DifferentiationError
