@@ -816,3 +816,20 @@ def test_zero_derivative_ufunc_as_value():
     grad = pullback.gradient(floor_through, wrt="x")(np.floor, x)
 
     np.testing.assert_array_equal(grad, np.floor(x))
+
+
+TRIPLE = functools.partial(np.multiply, 3.0)
+
+
+def calls_partial(x):
+    return np.sum(TRIPLE(x))  # rejected: partial
+
+
+def test_partial_call_names_wrapped_function():
+    with pytest.raises(DifferentiationError) as info:
+        pullback.differentiable(calls_partial)
+
+    lineno, _ = line_marked("# rejected: partial")
+    assert info.value.location.lineno == lineno
+    assert "functools.partial(numpy.multiply, ...)" in str(info.value)
+    assert "call numpy.multiply directly" in str(info.value)

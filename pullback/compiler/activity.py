@@ -14,6 +14,7 @@ derivative (floor, comparisons, argmax) treated as if they passed it on.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from pullback.compiler import rules
 from pullback.compiler.classify import (
@@ -234,6 +235,16 @@ def check_unsupported(block: list, activity: Activity, parsed) -> None:
         if not (feeds_result and varied_reads):
             continue
         callee = operation.callee
+        if isinstance(callee, functools.partial):
+            inner = display_name(callee.func)
+            raise DifferentiationError(
+                f"functools.partial({inner}, ...) has no derivative in differentiated "
+                f"code, and its result depends on "
+                f"{', '.join(repr(n) for n in varied_reads)}",
+                parsed.location(operation.statement.value),
+                f"hint: call {inner} directly with all its arguments, or define a "
+                "Python function that does and call that",
+            )
         name = callee if isinstance(callee, str) else display_name(callee)
         short = name.rsplit(".", 1)[-1].rstrip("()")
         raise DifferentiationError(
