@@ -175,6 +175,14 @@ def _vjp_for(compiled: CompiledVJP, args: tuple, kwargs: dict):
     for arg in args:
         if type(arg) not in _NUMBER_TYPES:
             return compiled.vjp
+    for holder, key in compiled.numbers_guard:
+        # A global or closure variable may have been rebound to an array.
+        try:
+            value = holder.cell_contents if key is None else holder[key]
+        except (KeyError, ValueError):  # Deleted since, or an empty cell.
+            return compiled.vjp
+        if not isinstance(value, int | float | complex | np.number):
+            return compiled.vjp
     return numbers_vjp
 
 

@@ -1084,3 +1084,39 @@ def test_user_names_survive_in_source():
     source = pullback.adjoint_source(generated_looking_names)
     compile(source, "<adjoint>", "exec")
     assert "def " in source
+
+
+GLOBAL_WEIGHTS = np.array([1.0, 2.0, 3.0])
+GLOBAL_SCALE = 2.0
+
+
+def scaled_by_global_array(x):
+    return (x * GLOBAL_WEIGHTS) @ GLOBAL_WEIGHTS
+
+
+def scaled_by_global_number(x):
+    return x * GLOBAL_SCALE * x
+
+
+def test_number_argument_with_global_array():
+    # x is a Python float, but the function computes arrays from a global:
+    # the gradient is W @ W, a number.
+    grad = pullback.gradient(scaled_by_global_array)(2.0)
+
+    assert np.ndim(grad) == 0
+    assert grad == pytest.approx(14.0)
+    check_gradient(scaled_by_global_array, 2.0)
+
+
+def test_number_argument_with_global_rebound_to_array():
+    global GLOBAL_SCALE
+    assert pullback.gradient(scaled_by_global_number)(1.5) == pytest.approx(6.0)
+
+    GLOBAL_SCALE = np.array([1.0, 2.0])
+    try:
+        _, pullback_of_f = pullback.value_and_pullback(scaled_by_global_number, 1.5)
+        cotangent = pullback_of_f(np.ones(2))
+    finally:
+        GLOBAL_SCALE = 2.0
+
+    assert cotangent == pytest.approx(2 * 1.5 * (1.0 + 2.0))

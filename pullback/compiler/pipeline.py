@@ -44,6 +44,10 @@ class CompiledVJP:
     # The VJP for calls whose arguments are all Python numbers, when the
     # function does only arithmetic; None otherwise.
     numbers_vjp: types.FunctionType | None = None
+    # (holder, key) of each free name the function reads that held a number
+    # when compiled: the VJP for numbers is right only while each still does.
+    # The holder is a closure cell (key None) or the globals dict.
+    numbers_guard: tuple = ()
     # The function's `*name` parameter, or None. A `wrt` entry such as
     # "rest[1]" selects one item of its tuple.
     variadic: str | None = None
@@ -509,7 +513,9 @@ def _compile(function: types.FunctionType, wrt: tuple[str, ...],
     # Only the API calls the VJP for numbers, and its pullbacks are reusable.
     # Arguments that fill a *name parameter do not line up with the
     # parameters, which the API's path for numbers relies on.
-    if is_arithmetic_only(block) and variadic is None and not single_use:
+    guard = _numbers_guard(function)
+    if (is_arithmetic_only(block) and variadic is None and not single_use
+            and guard is not None):
         # A second VJP for arguments that are all Python numbers: nothing
         # broadcasts there, so it calls no runtime helper per operation.
         normalized.namer = numbers_namer
@@ -527,9 +533,48 @@ def _compile(function: types.FunctionType, wrt: tuple[str, ...],
     compiled = CompiledVJP(function, tuple(normalized.params), wrt, vjp, source,
                            filename, zero)
     compiled.variadic = variadic.id if variadic is not None else None
+    compiled.numbers_guard = guard or ()
     compiled.numbers_vjp = numbers_vjp
     compiled.resolved = resolved
     return compiled
+
+
+# Free values that arithmetic-only code may read without computing arrays.
+_NUMBER_VALUE_TYPES = (int, float, complex, bool, numpy.number, numpy.bool_)
+_CODE_VALUE_TYPES = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+                     type, numpy.ufunc, types.MethodType)
+
+
+def _numbers_guard(function) -> tuple | None:
+    """Return the free names to check before the VJP for numbers runs, or None.
+
+    Given numbers, arithmetic-only code computes numbers unless a free name
+    holds an array (`x * W` with a global `W`), and then the VJP for numbers,
+    which does not unbroadcast, would be wrong. None means a free name holds
+    such a value now, so no VJP for numbers is built. Otherwise the names
+    holding numbers are returned, since they may be rebound to arrays later.
+    """
+    code = function.__code__
+    cells = dict(zip(code.co_freevars, function.__closure__ or (), strict=True))
+    namespace = function.__globals__
+    guard = []
+    for free_name in (*code.co_freevars, *code.co_names):
+        if free_name in cells:
+            holder, key = cells[free_name], None
+            try:
+                value = holder.cell_contents
+            except ValueError:  # An empty cell: the name is not bound yet.
+                continue
+        elif free_name in namespace:
+            holder, key = namespace, free_name
+            value = namespace[free_name]
+        else:
+            continue  # A builtin, or an attribute name in co_names.
+        if isinstance(value, _NUMBER_VALUE_TYPES):
+            guard.append((holder, key))
+        elif not isinstance(value, _CODE_VALUE_TYPES) and value is not None:
+            return None
+    return tuple(guard)
 
 
 def _build_vjp(normalized, block, activity, wrt, aliases, scalars: bool,
