@@ -167,6 +167,12 @@ def _finish_cotangent(cotangent, primal):
 _NUMBER_TYPES = (float, int, np.float64)
 
 
+# Values a free name may hold for the VJP for numbers to apply: the exact
+# types checked first, then their subclasses.
+_GUARD_TYPES = frozenset({int, float, bool, complex, np.float64, np.float32, np.int64})
+_GUARD_BASES = (int, float, complex, np.number)
+
+
 def _vjp_for(compiled: CompiledVJP, args: tuple, kwargs: dict):
     """Pick the VJP for numbers when every argument is a Python number."""
     numbers_vjp = compiled.numbers_vjp
@@ -181,7 +187,7 @@ def _vjp_for(compiled: CompiledVJP, args: tuple, kwargs: dict):
             value = holder.cell_contents if key is None else holder[key]
         except (KeyError, ValueError):  # Deleted since, or an empty cell.
             return compiled.vjp
-        if not isinstance(value, int | float | complex | np.number):
+        if type(value) not in _GUARD_TYPES and not isinstance(value, _GUARD_BASES):
             return compiled.vjp
     return numbers_vjp
 
