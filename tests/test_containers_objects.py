@@ -822,3 +822,54 @@ def test_callable_object_differentiated_directly():
     model = ScaledSine(np.array([1.0, 2.0, 3.0]))
 
     check_gradient(model, np.array([0.3, -0.4, 1.1]))
+
+
+class Rounder:
+    def __call__(self, x):
+        return np.round(x)
+
+
+@pullback.derivative_of(Rounder.__call__)
+def rounder_call_vjp(self, x):
+    # Straight-through: the rounding passes its cotangent on unchanged.
+    return np.round(x), lambda g: (None, g)
+
+
+class Doubler:
+    def __call__(self, x):
+        return 2.0 * x
+
+
+class CheckpointedTanh:
+    def __init__(self, w):
+        self.w = w
+
+    @pullback.checkpointed
+    def __call__(self, x):
+        return np.tanh(x * self.w)
+
+
+def test_callable_object_uses_registered_call():
+    x = np.array([0.2, 1.7, -0.6])
+
+    _, pullback_of_f = pullback.value_and_pullback(Rounder(), x)
+
+    np.testing.assert_array_equal(pullback_of_f(np.ones(3)), np.ones(3))
+
+
+def test_callable_object_ignores_instance_call_attribute():
+    doubler = Doubler()
+    doubler.__call__ = lambda x: 7.0 * x  # Python's call syntax ignores it.
+
+    assert doubler(1.0) == 2.0
+    assert pullback.gradient(doubler)(1.0) == pytest.approx(2.0)
+
+
+def test_checkpointed_call_of_object_given_directly():
+    w = np.array([1.0, 2.0])
+    x = np.array([0.5, -1.0])
+
+    _, pullback_of_f = pullback.value_and_pullback(CheckpointedTanh(w), x)
+
+    expected = (1.0 - np.tanh(x * w) ** 2) * w
+    np.testing.assert_allclose(pullback_of_f(np.ones(2)), expected, rtol=1e-12)

@@ -252,9 +252,21 @@ def compile_vjp(function, wrt=None, single_use: bool = False) -> CompiledVJP:
     With `single_use`, the pullback deletes each forward value after its last
     use, so it can run only once; see `registry.single_use_vjp_of`.
     """
+    if _is_callable_object(function):
+        # A layer or model differentiated directly: gradient(model)(x). The
+        # class's method, bound here, as Python's call syntax looks it up,
+        # so an instance attribute named __call__ does not count.
+        function = types.MethodType(_class_call(function), function)
     # Differentiated directly, a checkpointed function has no caller whose
     # memory recomputation could save: its own VJP is the one to run.
-    function = markers.checkpointed_target(function) or function
+    if isinstance(function, types.MethodType):
+        # A bound method forwards attribute reads to its function, so the
+        # checkpointed function is read from there and bound again.
+        target = markers.checkpointed_target(function.__func__)
+        if target is not None:
+            function = types.MethodType(target, function.__self__)
+    else:
+        function = markers.checkpointed_target(function) or function
     record = registry.custom_derivative(function)
     if record is not None:
         return _registered(record, resolve_wrt(function, wrt))
@@ -262,9 +274,6 @@ def compile_vjp(function, wrt=None, single_use: bool = False) -> CompiledVJP:
     record = registry.custom_derivative(method) if method is not None else None
     if record is not None:
         return _registered_method(record, function.__self__, resolve_wrt(function, wrt))
-    if _is_callable_object(function):
-        # A layer or model differentiated directly: gradient(model)(x).
-        function = function.__call__
     if isinstance(function, types.MethodType):
         return _bound_method(function, resolve_wrt(function, wrt), single_use)
     rule = _rule_of(function)
@@ -303,13 +312,17 @@ def _compile_cached(function: types.FunctionType, wrt_names: tuple[str, ...],
         return compiled
 
 
-def _is_callable_object(value) -> bool:
-    """Return whether `value` is an instance whose class defines `__call__` in Python."""
+def _class_call(value):
+    """Return `__call__` as `value`'s class defines it, or None."""
     # Read from the class dictionaries: builtin types define __call__ as a
     # slot wrapper, which is no Python function.
-    call = next((base.__dict__["__call__"] for base in type(value).__mro__
+    return next((base.__dict__["__call__"] for base in type(value).__mro__
                  if "__call__" in base.__dict__), None)
-    return (isinstance(call, types.FunctionType)
+
+
+def _is_callable_object(value) -> bool:
+    """Return whether `value` is an instance whose class defines `__call__` in Python."""
+    return (isinstance(_class_call(value), types.FunctionType)
             and not isinstance(value, types.FunctionType | types.MethodType | type))
 
 
