@@ -231,6 +231,32 @@ def _format(compiled: CompiledVJP, cotangents: tuple, args: tuple, kwargs: dict)
     return tuple(map(_finish_cotangent, cotangents, primals))
 
 
+def _unshared(gradient, seed=None):
+    """Copy returned arrays that share memory with another returned one or the seed.
+
+    `np.sum(x + y)` gives x and y the same cotangent array, and a pullback
+    may pass its seed through unchanged. The caller owns what it gets, so
+    scaling one gradient in place must not change another or the seed.
+    """
+    items = gradient if type(gradient) is tuple else (gradient,)
+    seen = set()
+    if type(seed) is np.ndarray:
+        seen.add(id(seed if seed.base is None else seed.base))
+    copied = False
+    unshared = []
+    for item in items:
+        if type(item) is np.ndarray:
+            owner = item if item.base is None else item.base
+            if id(owner) in seen:
+                item = owner = item.copy()
+                copied = True
+            seen.add(id(owner))
+        unshared.append(item)
+    if not copied:
+        return gradient
+    return tuple(unshared) if type(gradient) is tuple else unshared[0]
+
+
 def _format_variadic(compiled: CompiledVJP, cotangents: tuple, args: tuple, kwargs: dict):
     """`_format` for a function with a `*name` parameter.
 
@@ -322,7 +348,10 @@ def value_and_gradient(f: Callable, wrt: Wrt = None) -> Callable:
             seed = _scalar_seed(compiled.function, value)
         if compiled.zero_derivatives:
             _warn_zero_derivatives(compiled, _argument_values(compiled, args, kwargs))
-        return value, _format(compiled, pullback_of_f(seed), args, kwargs)
+        gradient = _format(compiled, pullback_of_f(seed), args, kwargs)
+        if type(gradient) is tuple:
+            gradient = _unshared(gradient)
+        return value, gradient
 
     return value_and_gradient_of_f
 
@@ -387,7 +416,7 @@ def value_and_pullback(f: Callable, *args, wrt: Wrt = None, **kwargs):
 
     def pullback_at_args(cotangent):
         checked = _check_cotangent(compiled.function, cotangent, value)
-        return _format(compiled, pullback_of_f(checked), args, kwargs)
+        return _unshared(_format(compiled, pullback_of_f(checked), args, kwargs), checked)
 
     return value, pullback_at_args
 

@@ -388,3 +388,35 @@ def test_shape_only_value_freed_after_forward():
     # The pullback needs tanh(x @ w + b) and nothing else of that size; it
     # would keep 2 MiB if it also kept x @ w.
     assert retained < 1.5 * 2**20
+
+
+# Returned gradients are arrays the caller owns.
+
+
+def summed_pair(x, y):
+    return np.sum(x + y)
+
+
+def added_pair(x, y):
+    return x + y
+
+
+def test_gradients_do_not_share_memory():
+    grad_x, grad_y = pullback.gradient(summed_pair)(np.ones(3), np.ones(3))
+
+    assert not np.shares_memory(grad_x, grad_y)
+    grad_x *= 0.1
+    np.testing.assert_array_equal(grad_y, np.ones(3))
+
+
+def test_pullback_does_not_return_seed():
+    seed = np.arange(3.0)
+    _, pullback_of_f = pullback.value_and_pullback(added_pair, np.ones(3), np.ones(3))
+
+    grad_x, grad_y = pullback_of_f(seed)
+
+    assert not np.shares_memory(grad_x, seed)
+    assert not np.shares_memory(grad_y, seed)
+    assert not np.shares_memory(grad_x, grad_y)
+    np.testing.assert_array_equal(grad_x, seed)
+    np.testing.assert_array_equal(grad_y, seed)
