@@ -239,22 +239,26 @@ def _unshared(gradient, seed=None):
     scaling one gradient in place must not change another or the seed.
     """
     items = gradient if type(gradient) is tuple else (gradient,)
-    seen = set()
+    # The ids of the arrays that own the memory seen so far. The objects
+    # themselves stay alive in `items` and `seed` meanwhile.
+    owners = []
     if type(seed) is np.ndarray:
-        seen.add(id(seed if seed.base is None else seed.base))
-    copied = False
-    unshared = []
-    for item in items:
-        if type(item) is np.ndarray:
-            owner = item if item.base is None else item.base
-            if id(owner) in seen:
-                item = owner = item.copy()
-                copied = True
-            seen.add(id(owner))
-        unshared.append(item)
-    if not copied:
+        owners.append(id(seed if seed.base is None else seed.base))
+    copied = None
+    for index, item in enumerate(items):
+        if type(item) is not np.ndarray:
+            continue
+        base = item.base
+        owner = id(item if base is None else base)
+        if owner in owners:
+            if copied is None:
+                copied = list(items)
+            copied[index] = item = item.copy()
+            owner = id(item)
+        owners.append(owner)
+    if copied is None:
         return gradient
-    return tuple(unshared) if type(gradient) is tuple else unshared[0]
+    return tuple(copied) if type(gradient) is tuple else copied[0]
 
 
 def _format_variadic(compiled: CompiledVJP, cotangents: tuple, args: tuple, kwargs: dict):
