@@ -538,7 +538,10 @@ def _same_default(a, b) -> bool:
                 and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
     numbers = (int, float, complex, np.number)
     if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool | np.bool_):
-        return bool(a == b) or bool(np.isnan(a) and np.isnan(b))
+        if a == b:
+            # 0.0 and -0.0 compare equal but give different results.
+            return bool(np.signbit(np.real(a)) == np.signbit(np.real(b)))
+        return bool(np.isnan(a) and np.isnan(b))
     try:
         return type(a) is type(b) and bool(a == b)
     except (TypeError, ValueError):  # A value whose == has no single truth value.

@@ -815,3 +815,42 @@ def test_vjp_nan_default_accepted(unregister):
     unregister(scaled_by_nan)
 
     assert registry.custom_derivative(scaled_by_nan) is not None
+
+
+def squared(x):
+    return x * x
+
+
+def offset_by(x, k=0.0):
+    return x + k
+
+
+def test_complex_cotangent_for_python_float_rejected(unregister):
+    @derivative_of(squared)
+    def squared_vjp(x):
+        return x * x, lambda g: (2.0 + 1.0j) * g * x
+
+    unregister(squared)
+
+    with pytest.raises(DerivativeRegistrationError, match="complex cotangent"):
+        gradient(squared)(3.0)
+
+
+def test_integer_cotangent_for_python_float_cast(unregister):
+    @derivative_of(squared)
+    def squared_vjp(x):
+        return x * x, lambda g: np.int64(6)
+
+    unregister(squared)
+
+    grad = gradient(lambda x: squared(x) + 0.0)(3.0)
+
+    assert isinstance(grad, float)
+    assert grad == 6.0
+
+
+def test_signed_zero_default_must_match():
+    with pytest.raises(DerivativeRegistrationError, match="defaults it to 0.0"):
+        @derivative_of(offset_by)
+        def offset_by_vjp(x, k=-0.0):
+            return x + k, lambda g: (g, g)

@@ -206,12 +206,18 @@ class CustomDerivative:
                 f"returned a complex cotangent for {where}, which is real "
                 f"({dtype}); return a real one, for example with np.real"
             )
+        if type(cotangent) is float:
+            return cotangent
         if getattr(cotangent, "dtype", None) != dtype:
             # A float32 primal gets a float32 cotangent, as in compiled code.
             if isinstance(cotangent, np.ndarray):
                 return cotangent.astype(dtype)
             return dtype.type(cotangent)
         return cotangent
+
+
+# The dtype a Python float argument's cotangent is checked and cast against.
+_PYTHON_FLOAT = np.dtype(np.float64)
 
 
 def _layout(value, visiting: tuple = ()):
@@ -228,7 +234,9 @@ def _layout(value, visiting: tuple = ()):
         return None
     if _is_numeric(value):
         dtype = getattr(value, "dtype", None)
-        if dtype is not None and dtype.kind not in "fc":
+        if type(value) is float:
+            dtype = _PYTHON_FLOAT
+        elif dtype is not None and dtype.kind not in "fc":
             dtype = None
         return ("leaf", np.shape(value), dtype)
     if id(value) in visiting:
