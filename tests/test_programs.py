@@ -1120,3 +1120,31 @@ def test_number_argument_with_global_rebound_to_array():
         GLOBAL_SCALE = 2.0
 
     assert cotangent == pytest.approx(2 * 1.5 * (1.0 + 2.0))
+
+
+def write_into_integer_array(x):
+    y = np.zeros(x.shape[0], dtype=np.int64)
+    y[0] = x[0] * 10.0  # Truncated to an integer: no derivative flows here.
+    return np.sum(y * x)
+
+
+def write_into_integer_array_then_branch(x):
+    y = np.zeros(x.shape[0], dtype=np.int64)
+    y[0] = x[0] * 10.0
+    if x[1] > -100.0:
+        z = x * 2.0
+    else:
+        z = y * x
+    return np.sum(z * x)
+
+
+def test_value_written_into_integer_array_has_no_derivative():
+    x = np.array([0.37, 0.5, 0.25])
+
+    grad = check_gradient(write_into_integer_array, x)
+
+    np.testing.assert_allclose(grad, [3.0, 0.0, 0.0])
+
+
+def test_integer_array_write_before_branch():
+    check_gradient(write_into_integer_array_then_branch, np.array([0.37, 0.5, 0.25]))

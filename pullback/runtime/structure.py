@@ -294,10 +294,20 @@ def without_item(cotangent, index):
     return cotangent
 
 
-def item_cotangent(cotangent, index, value):
-    """Cotangent of the value `with_item` stored at `index`."""
+def item_cotangent(cotangent, index, value, container=None):
+    """Cotangent of the value `with_item` stored at `index` of `container`.
+
+    A value stored into an integer or boolean array is converted to that
+    dtype, which has no derivative, so its cotangent is zero.
+    """
     from pullback.runtime.arrays import unbroadcast
 
+    # `container` is the array or its `rt.like` (a ShapeOf), for its dtype.
+    dtype = getattr(container, "dtype", None)
+    if dtype is not None and dtype.kind not in "fc":
+        return zeros_like(value)
+    if isinstance(cotangent, int | float) and cotangent == 0:
+        return zeros_like(value)  # The zero cotangent of the whole container.
     if isinstance(cotangent, np.ndarray):
         return unbroadcast(cotangent[index], value)
     if isinstance(cotangent, dict):

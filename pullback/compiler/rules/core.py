@@ -278,6 +278,13 @@ def parse_template(template: str):
 
 
 class _Substitute(gast.NodeTransformer):
+    """Replace a template's names by their bindings.
+
+    `shape_of(x)` in a template marks a read that wants only the shape and
+    dtype of `x`: it becomes the read of `x`, marked `pb_shape_only`, so the
+    pullback may keep `rt.like(x)` in place of the array.
+    """
+
     def __init__(self, bindings: dict):
         self.bindings = bindings
 
@@ -287,6 +294,16 @@ class _Substitute(gast.NodeTransformer):
             return node
         return copy.deepcopy(replacement)
 
+    def visit_Call(self, node):
+        func = node.func
+        if (isinstance(func, gast.Name) and func.id == "shape_of"
+                and len(node.args) == 1 and isinstance(node.args[0], gast.Name)):
+            read = self.visit(node.args[0])
+            if isinstance(read, gast.Name):
+                read.pb_shape_only = True
+            return read
+        return self.generic_visit(node)
+
 
 def instantiate(template: str, bindings: dict):
     """Return the template's expression with names replaced by AST nodes."""
@@ -295,9 +312,19 @@ def instantiate(template: str, bindings: dict):
 
 
 def template_names(template: str) -> set[str]:
-    """Return the names a template reads, to know which primals it keeps."""
+    """Return the names a template reads, to know which primals it keeps.
+
+    The `shape_of` marker is not a read; the name inside it is.
+    """
+    expression = parse_template(template)
+    markers = {
+        id(node.func)
+        for node in gast.walk(expression)
+        if isinstance(node, gast.Call) and isinstance(node.func, gast.Name)
+        and node.func.id == "shape_of"
+    }
     return {
         node.id
-        for node in gast.walk(parse_template(template))
-        if isinstance(node, gast.Name)
+        for node in gast.walk(expression)
+        if isinstance(node, gast.Name) and id(node) not in markers
     }

@@ -23,7 +23,7 @@ defrule(structure.joined, "*parts, at=None", structured=True,
 # Writes and list growth, which normalization turns into new values.
 defrule(structure.with_item, "container, index, value", structured=True,
         container="rt.without_item(g, index)",
-        value="rt.item_cotangent(g, index, value)")
+        value="rt.item_cotangent(g, index, value, shape_of(container))")
 defrule(structure.appended, "items, value", structured=True,
         items="g[:-1]", value="g[-1]")
 defrule(structure.extended, "items, values", structured=True,
