@@ -398,6 +398,10 @@ def _check_cotangent(function, cotangent, value, path: str = "the result"):
             f"the cotangent of {path} of {name} must have shape "
             f"{np.shape(value)}, like the result, but has shape {np.shape(cotangent)}"
         )
+    if isinstance(value, np.ndarray) and isinstance(cotangent, list | tuple):
+        # A nested list of numbers for an array result, as np.asarray reads it.
+        dtype = value.dtype if value.dtype.kind in "fc" else np.float64
+        return np.asarray(cotangent, dtype=dtype)
     return cotangent
 
 

@@ -420,3 +420,13 @@ def test_pullback_does_not_return_seed():
     assert not np.shares_memory(grad_x, grad_y)
     np.testing.assert_array_equal(grad_x, seed)
     np.testing.assert_array_equal(grad_y, seed)
+
+
+def doubled_array(x):
+    return x * 2.0
+
+
+def test_list_seed_for_array_result():
+    _, pullback_of_f = pullback.value_and_pullback(doubled_array, np.ones(3))
+
+    np.testing.assert_array_equal(pullback_of_f([1.0, 2.0, 3.0]), [2.0, 4.0, 6.0])
