@@ -215,20 +215,30 @@ def _value_and_gradient_of_numbers(compiled: CompiledVJP, args: tuple):
 def _format(compiled: CompiledVJP, cotangents: tuple, args: tuple, kwargs: dict):
     """Return the gradient for the caller: bare for one parameter, else a tuple."""
     if compiled.variadic is not None:
-        return _format_variadic(compiled, cotangents, args, kwargs)
+        return _unshared(_format_variadic(compiled, cotangents, args, kwargs))
     if not kwargs and len(args) == len(compiled.params):
         positions = compiled.wrt_positions
         if len(positions) == 1:
             return _finish_cotangent(cotangents[0], args[positions[0]])
-        return tuple([
-            _finish_cotangent(cotangent, args[position])
-            for cotangent, position in zip(cotangents, positions, strict=True)
-        ])
+        # `_unshared` inlined: this is the path where a call's fixed cost shows.
+        finished = []
+        owners = []
+        for cotangent, position in zip(cotangents, positions, strict=True):
+            cotangent = _finish_cotangent(cotangent, args[position])
+            if type(cotangent) is np.ndarray:
+                base = cotangent.base
+                owner = id(cotangent if base is None else base)
+                if owner in owners:
+                    cotangent = cotangent.copy()
+                    owner = id(cotangent)
+                owners.append(owner)
+            finished.append(cotangent)
+        return tuple(finished)
     values = _argument_values(compiled, args, kwargs)
     primals = [values.get(param) for param in compiled.wrt]
     if len(primals) == 1:
         return _finish_cotangent(cotangents[0], primals[0])
-    return tuple(map(_finish_cotangent, cotangents, primals))
+    return _unshared(tuple(map(_finish_cotangent, cotangents, primals)))
 
 
 def _unshared(gradient, seed=None):
@@ -352,10 +362,7 @@ def value_and_gradient(f: Callable, wrt: Wrt = None) -> Callable:
             seed = _scalar_seed(compiled.function, value)
         if compiled.zero_derivatives:
             _warn_zero_derivatives(compiled, _argument_values(compiled, args, kwargs))
-        gradient = _format(compiled, pullback_of_f(seed), args, kwargs)
-        if type(gradient) is tuple:
-            gradient = _unshared(gradient)
-        return value, gradient
+        return value, _format(compiled, pullback_of_f(seed), args, kwargs)
 
     return value_and_gradient_of_f
 
