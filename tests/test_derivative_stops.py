@@ -16,6 +16,7 @@ from gradcheck import check_gradient
 
 from pullback import (
     ZeroDerivativeWarning,
+    derivative_of,
     gradient,
     no_derivative,
     value_and_gradient,
@@ -542,3 +543,28 @@ def test_command_line_error_base_category(tmp_path):
     assert result.returncode != 0
     assert "ZeroDerivativeWarning" in result.stderr
     assert "(2.0, 0.0)" not in result.stdout
+
+
+def product_for_partial_registration(x, y):
+    return x * y
+
+
+@derivative_of(product_for_partial_registration, wrt="y")
+def product_for_partial_registration_vjp(x, y):
+    return x * y, lambda g: g * x
+
+
+def test_partial_registration_named_in_warning():
+    def uses_partial_registration(x, y):
+        return product_for_partial_registration(y=y, x=x)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        grad_x, grad_y = gradient(uses_partial_registration)(2.0, 3.0)
+
+    messages = zero_derivative_messages(caught)
+    assert len(messages) == 1
+    assert "covers only 'y'" in messages[0]
+    assert "does not depend on" not in messages[0]
+    assert grad_x == 0.0
+    assert grad_y == 2.0

@@ -82,7 +82,11 @@ def _flow_inputs(operation: Operation, through: set[str]) -> list[str]:
         if operation.stop_kind in through:
             return operation.reads
         return []
-    return [name for _, name in operation.inputs]
+    inputs = [name for _, name in operation.inputs]
+    if rules.CUT in through and operation.uncovered:
+        # Arguments that a registered derivative leaves out are cuts too.
+        inputs += operation.uncovered
+    return inputs
 
 
 def varied_names(block: list, seeds: set[str], through=frozenset()) -> set[str]:
@@ -141,9 +145,13 @@ def _implicit_cuts(block: list, param: str, result: str) -> list[tuple[int, str]
     strict_varied = varied_names(block, {param})
     places = []
     for operation in _operations(block):
+        feeds_result = any(target in useful for target in operation.targets)
+        if operation.uncovered:
+            if feeds_result and any(n in strict_varied for n in operation.uncovered):
+                places.append((operation.lineno, operation.uncovered_reason))
+            continue
         if operation.kind != NO_DERIVATIVE or operation.stop_kind != rules.CUT:
             continue
-        feeds_result = any(target in useful for target in operation.targets)
         from_param = any(name in strict_varied for name in operation.reads)
         if feeds_result and from_param:
             places.append((operation.lineno, operation.stop_name))

@@ -64,6 +64,11 @@ class Operation:
     # the sequence xs and role i > 0 the keyword argument keywords[i - 1].
     starred: bool = False
     keywords: tuple[str, ...] = ()
+    # For a call to a function whose derivative is registered for some
+    # parameters only: the variables passed to the others, which get no
+    # derivative, and what to say about that in a zero-derivative warning.
+    uncovered: tuple[str, ...] = ()
+    uncovered_reason: str = ""
 
     @property
     def lineno(self) -> int | None:
@@ -449,11 +454,13 @@ class Classifier:
                 "hint: check the call against the function's signature",
             ) from None
         inputs = []
+        uncovered = []
         variadic_count = 0
         parameter_names = list(signature.parameters)
         for name, marker in bound.arguments.items():
             position = parameter_names.index(name)
             if covered is not None and position not in covered:
+                uncovered.append(marker)
                 continue
             kind = signature.parameters[name].kind
             if kind == inspect.Parameter.VAR_POSITIONAL:
@@ -471,9 +478,16 @@ class Classifier:
                 continue
             if isinstance(node, gast.Name):
                 inputs.append((position, node.id))
-        return Operation(statement, USER_CALL, targets, inputs, callee=callee,
-                         reads=_names(call), parameters=tuple(parameter_names),
-                         variadic_count=variadic_count)
+        operation = Operation(statement, USER_CALL, targets, inputs, callee=callee,
+                              reads=_names(call), parameters=tuple(parameter_names),
+                              variadic_count=variadic_count)
+        if uncovered:
+            operation.uncovered = tuple(_marked_names(call, uncovered))
+            names = ", ".join(repr(parameter_names[p]) for p in sorted(covered))
+            operation.uncovered_reason = (
+                f"the derivative registered for {_display_name(function)}() covers "
+                f"only {names}")
+        return operation
 
     def require_instance_parameter(self, call, method, signature) -> None:
         """Raise unless a bound method's first parameter takes its instance by name."""
@@ -578,6 +592,21 @@ def _hashable(value) -> bool:
 
 def _is_library(value) -> bool:
     return library_name(value) is not None
+
+
+def _marked_names(call, markers: list) -> list[str]:
+    """Return the variable names that `signature.bind` markers stand for in `call`."""
+    names = []
+    for marker in markers:
+        if isinstance(marker, int):
+            node = call.args[marker]
+        elif isinstance(marker, tuple) and marker and marker[0] == "keyword":
+            node = next(k.value for k in call.keywords if k.arg == marker[1])
+        else:
+            continue
+        if isinstance(node, gast.Name):
+            names.append(node.id)
+    return names
 
 
 def _display_name(callee) -> str:
