@@ -1148,3 +1148,14 @@ def test_value_written_into_integer_array_has_no_derivative():
 
 def test_integer_array_write_before_branch():
     check_gradient(write_into_integer_array_then_branch, np.array([0.37, 0.5, 0.25]))
+
+
+GLOBAL_MATRIX = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+
+
+def global_matrix_method(x):
+    return np.sum(GLOBAL_MATRIX.dot(x) ** 2) + GLOBAL_MATRIX.sum() * np.sum(x)
+
+
+def test_method_of_global_array():
+    check_gradient(global_matrix_method, np.array([0.5, -1.0]))

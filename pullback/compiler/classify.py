@@ -13,6 +13,7 @@ import inspect
 import types
 
 import gast
+import numpy as np
 
 from pullback.compiler import rules
 from pullback.compiler.normalize import NormalizedFunction, source_line_of
@@ -271,6 +272,12 @@ class Classifier:
     def call(self, statement, targets, value) -> Operation:
         callee_node = value.func
         callee = self.resolve(callee_node)
+        if (isinstance(callee, types.BuiltinMethodType)
+                and isinstance(getattr(callee, "__self__", None), np.ndarray)
+                and isinstance(callee_node, gast.Attribute)):
+            # A method of a global or closure array, `W.dot(x)`: the same
+            # array-method rules as for a local array apply.
+            return self.method_call(statement, targets, value)
         if callee is _UNRESOLVED or _is_callable_object(callee):
             self.reject_starred(value, f"{_source(callee_node)}, a method or callable "
                                        "object,")
