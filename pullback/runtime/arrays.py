@@ -70,7 +70,7 @@ def like_when_large(value):
     """Return `like(value)` for an array of 64 KiB or more, else `value` itself.
 
     Straight-line code saves each value once, so keeping a small array costs
-    less memory than it costs time to describe it; a loop saves one per
+    less memory than describing it costs time. A loop saves one value per
     iteration and uses `like`.
     """
     if type(value) is np.ndarray and value.nbytes >= 1 << 16:
@@ -283,29 +283,14 @@ def _share(cotangent, wins, ties, overwrite: bool):
     """Return `cotangent` times 1 where `wins`, 1/2 where `ties`, 0 elsewhere."""
     # Ties are rare; the method form of any() is the cheap check for them.
     has_ties = ties.any() if type(ties) is np.ndarray else ties
-    if overwrite and _can_overwrite(cotangent, wins):
-        factor = wins + 0.5 * ties if has_ties else wins
-        return np.multiply(cotangent, factor, out=cotangent)
-    share = cotangent * wins
-    if has_ties:
-        share = share + (0.5 * cotangent) * ties
-    return share
+    if not has_ties:
+        return multiply_into(cotangent, wins) if overwrite else cotangent * wins
+    return cotangent * wins + (0.5 * cotangent) * ties
 
 
 # Below this size a new array costs less than the checks and the `out=`
 # call that reuse it; NumPy reuses temporaries only from the same size on.
 _IN_PLACE_MIN_BYTES = 1 << 18
-
-
-def _can_overwrite(cotangent, mask) -> bool:
-    """Return whether `cotangent * mask` fits in `cotangent`'s own memory."""
-    return (
-        type(cotangent) is np.ndarray
-        and cotangent.nbytes >= _IN_PLACE_MIN_BYTES
-        and cotangent.dtype.kind in "fc"
-        and cotangent.flags.writeable
-        and np.shape(mask) == cotangent.shape
-    )
 
 
 def _fits_into(cotangent, other) -> bool:
