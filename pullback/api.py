@@ -530,10 +530,10 @@ def _check_vjp_parameter(function, vjp, ours, theirs) -> None:
         )
     if ours.default is not inspect.Parameter.empty and not _same_default(
             ours.default, theirs.default):
-        shown = "no default" if theirs.default is inspect.Parameter.empty else (
+        given = "no default" if theirs.default is inspect.Parameter.empty else (
             f"the default {theirs.default!r}")
         raise DerivativeRegistrationError(
-            f"the VJP {vjp.__qualname__} gives {theirs.name!r} {shown}, but "
+            f"the VJP {vjp.__qualname__} gives {theirs.name!r} {given}, but "
             f"{_name_of(function)} defaults it to {ours.default!r}; a caller that "
             "leaves the argument out calls the VJP, so give it the same default"
         )

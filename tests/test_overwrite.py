@@ -385,8 +385,8 @@ def test_shape_only_value_freed_after_forward():
         tracemalloc.stop()
     del kept
 
-    # The pullback needs tanh(x @ w + b) and nothing else of that size; it
-    # would keep 2 MiB if it also kept x @ w.
+    # The pullback needs tanh(x @ w + b) and nothing else of that size. With
+    # x @ w as well, it would keep 2 MiB.
     assert retained < 1.5 * 2**20
 
 

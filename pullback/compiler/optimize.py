@@ -371,9 +371,9 @@ def release_dead_forward_locals(vjp: gast.FunctionDef) -> None:
     if split is None or not isinstance(body[-1], gast.Return):
         return
     forward = body[:split]
-    kept = _nested_reads(forward) | _reads(body[-1])
+    still_read = _nested_reads(forward) | _reads(body[-1])
     for statement in body[split:-1]:
-        kept |= _reads(statement)
+        still_read |= _reads(statement)
     last_use: dict[str, int] = {}
     deletable: set[str] = set()
     for index, statement in enumerate(forward):
@@ -383,7 +383,7 @@ def release_dead_forward_locals(vjp: gast.FunctionDef) -> None:
         for read in _reads(statement):
             if read in last_use:
                 last_use[read] = index
-    vjp.body = _delete_after_last_use(forward, deletable - kept, last_use) + body[split:]
+    vjp.body = _delete_after_last_use(forward, deletable - still_read, last_use) + body[split:]
 
 
 def _delete_after_last_use(statements: list, names: set[str],
@@ -650,7 +650,7 @@ def save_shapes_only(vjp: gast.FunctionDef, pullback: gast.FunctionDef,
         return
     forward = vjp.body[:split]
     stores = _stores(vjp.body)
-    taken = {n.id for n in gast.walk(vjp) if isinstance(n, gast.Name)}
+    used_names = {n.id for n in gast.walk(vjp) if isinstance(n, gast.Name)}
     reads_by_name: dict[str, list] = {}
     for node in gast.walk(pullback):
         if isinstance(node, gast.Name) and isinstance(node.ctx, gast.Load):
@@ -666,9 +666,9 @@ def save_shapes_only(vjp: gast.FunctionDef, pullback: gast.FunctionDef,
             ):
                 continue
             like_name = f"{stored}_like"
-            while like_name in taken:
+            while like_name in used_names:
                 like_name += "_"
-            taken.add(like_name)
+            used_names.add(like_name)
             for node in reads:
                 node.id = like_name
             call = gast.Call(

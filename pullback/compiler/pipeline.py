@@ -173,7 +173,7 @@ def resolve_wrt(function, wrt) -> tuple[str, ...]:
         raise WrtError(f"wrt=() selects no parameter of {qualname}; pass at least one")
     variadic, positional_count = variadic_parameter(function)
     names = []
-    requested = []  # How the user wrote each entry of `names`.
+    requested = []  # Each entry of `names` as the user wrote it.
     for item in items:
         written = item
         if isinstance(item, bool) or not isinstance(item, int | str):
@@ -356,8 +356,8 @@ def _ufunc_wrapper(ufunc) -> types.FunctionType:
     parameters = ", ".join(["x"] if ufunc.nin == 1 else
                            [f"x{i + 1}" for i in range(ufunc.nin)])
     filename = f"<pullback wrapper of numpy.{ufunc.__name__}>"
-    # NOTE: the wrapper takes the operands only, so a call through a variable
-    # with a keyword such as `dtype=` raises TypeError; call the ufunc by name.
+    # NOTE: the wrapper takes the operands only. A call through a variable
+    # with a keyword such as `dtype=` raises TypeError, so call the ufunc by name.
     text = (f"def {ufunc.__name__}({parameters}):\n"
             f"    return numpy.{ufunc.__name__}({parameters})\n")
     linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
@@ -562,10 +562,11 @@ def _numbers_guard(function) -> tuple | None:
     """Return the free names to check before the VJP for numbers runs, or None.
 
     Given numbers, arithmetic-only code computes numbers unless a free name
-    holds an array (`x * W` with a global `W`), and then the VJP for numbers,
-    which does not unbroadcast, would be wrong. None means a free name holds
-    such a value now, so no VJP for numbers is built. Otherwise the names
-    holding numbers are returned, since they may be rebound to arrays later.
+    refers to an array (`x * W` with a global `W`). The VJP for numbers does
+    not unbroadcast, so it would be wrong there. None means a free name
+    refers to such a value now, so no VJP for numbers is built. Otherwise the
+    names bound to numbers are returned, because they may be rebound to
+    arrays later.
     """
     code = function.__code__
     cells = dict(zip(code.co_freevars, function.__closure__ or (), strict=True))

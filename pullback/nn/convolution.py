@@ -189,8 +189,9 @@ def _uses_columns(filter) -> bool:
     Otherwise each window offset gets a matrix product of its own, with
     temporaries the size of the input and of the output. Those products
     have `in_channels` as one dimension, so OpenBLAS 0.3.31 runs them on
-    one thread; a threaded product there allocates and frees a 512 KiB job
-    array per call, which costs page faults, and gains little.
+    one thread. That helps, because a threaded product there allocates and
+    frees a 512 KiB job array per call, which costs page faults, and gains
+    little.
     """
     kernel_h, kernel_w, in_channels, out_channels = np.shape(filter)
     return kernel_h * kernel_w * in_channels <= out_channels

@@ -223,11 +223,15 @@ _PYTHON_FLOAT = np.dtype(np.float64)
 def _layout(value, visiting: tuple = ()):
     """Return what checking a cotangent of `value` needs, or None to skip it.
 
-    A number or array gives ("leaf", shape, floating dtype or None); a tuple
-    or list ("sequence", its type, item layouts); a dict ("dict", layouts by
-    key); another object ("object", its type name, layouts of its
-    differentiable attributes). Strings, bools, None and values of a class
-    with a tangent space of its own have no layout: their cotangents are not
+    The layouts are:
+    - a number or array: ("leaf", shape, floating dtype or None);
+    - a tuple or list: ("sequence", its type, item layouts);
+    - a dict: ("dict", layouts by key);
+    - another object: ("object", its type name, layouts of its
+      differentiable attributes).
+
+    Strings, bools, None and values of a class with a tangent space of its
+    own have no layout: their cotangents are not
     checked.
     """
     if isinstance(value, bool | str | bytes) or value is None:

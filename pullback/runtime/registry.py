@@ -120,7 +120,7 @@ def single_use_vjp_of(function, *wrt: str) -> Callable:
 
     A compiled pullback of this kind deletes each value it reads from the
     forward pass after its last use, so a caller that runs the pullback once
-    and drops it, as a recomputation does, holds less memory while it runs.
+    and drops it, as a recomputation does, uses less memory while it runs.
     Calling such a pullback a second time raises NameError. Registered
     derivatives have no such variant and return their usual VJP.
     """
