@@ -4,7 +4,6 @@ import importlib.util
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -72,16 +71,11 @@ def test_digits_rejects_zero_steps():
 
 @requires_sklearn
 def test_digits_default_run_reaches_accuracy():
-    started = time.perf_counter()
     result = run_sample("digits_logistic_regression.py")
-    elapsed = time.perf_counter() - started
     assert result.returncode == 0, result.stderr
     accuracy = _held_out_accuracy(result.stdout)
     assert accuracy is not None
     assert accuracy >= 0.95
-    # The sample is meant to finish in seconds; this bound leaves room for
-    # slow CI machines.
-    assert elapsed < 60
 
 
 def _mebibytes(output, label):

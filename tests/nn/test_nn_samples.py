@@ -4,7 +4,6 @@ import importlib.util
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -116,13 +115,9 @@ def test_digits_cnn_rejects_zero_epochs():
 
 @requires_sklearn
 def test_digits_cnn_default_run_reaches_accuracy():
-    started = time.perf_counter()
     result = run_sample("digits_cnn.py")
-    elapsed = time.perf_counter() - started
     assert result.returncode == 0, result.stderr
     assert len(_epoch_lines(result.stdout)) == 20
     accuracy = _held_out_accuracy(result.stdout)
     assert accuracy is not None
     assert accuracy >= 0.97
-    # The sample takes seconds; the bound leaves room for slow machines.
-    assert elapsed < 120
