@@ -11,7 +11,7 @@ import numpy as np
 
 from pullback import runtime
 from pullback.compiler import CompiledVJP, compile_vjp
-from pullback.compiler.pipeline import clear_cache, variadic_item
+from pullback.compiler.pipeline import clear_cache, compile_primal, variadic_item
 from pullback.errors import (
     CotangentError,
     DerivativeRegistrationError,
@@ -27,7 +27,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 Wrt = str | int | tuple[str | int, ...] | None
 
 
-def _compile_for_caller(function, wrt: tuple[str, ...], single_use: bool = False):
+def _compile_for_caller(function, wrt: tuple[str, ...], single_use: bool = False,
+                        primal: bool = False):
+    if primal:
+        return compile_primal(function)
     return compile_vjp(function, wrt, single_use=single_use)
 
 
@@ -38,15 +41,16 @@ class _Compiled:
     it makes, so a VJP compiled before it must not be reused.
     """
 
-    def __init__(self, function, wrt):
+    def __init__(self, function, wrt, single_use: bool = False):
         self.function = function
         self.wrt = wrt
+        self.single_use = single_use
         self.generation = registry.generation
-        self.compiled = compile_vjp(function, wrt)
+        self.compiled = compile_vjp(function, wrt, single_use=single_use)
 
     def get(self) -> CompiledVJP:
         if self.generation != registry.generation or not self.compiled.is_current():
-            self.compiled = compile_vjp(self.function, self.wrt)
+            self.compiled = compile_vjp(self.function, self.wrt, single_use=self.single_use)
             self.generation = registry.generation
         return self.compiled
 

@@ -554,3 +554,230 @@ def test_dropout_generator_attribute_is_replayed():
         for e in np.eye(x.size)
     ])
     np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-8)
+
+
+# Checkpointed methods, called on an object the function reads as a global
+# or receives as an argument.
+
+
+class Scaler:
+    def __init__(self, w):
+        self.w = w
+
+    @checkpointed
+    def apply(self, x):
+        count("apply")
+        return np.sin(x * self.w)
+
+    @checkpointed
+    def __call__(self, x):
+        return np.tanh(x * self.w)
+
+
+scaler = Scaler(np.array([0.5, -1.5, 2.0]))
+
+
+def applies_global_scaler(x):
+    return np.sum(scaler.apply(x) ** 2)
+
+
+def applies_scaler_argument(layer, x):
+    return np.sum(layer.apply(layer.apply(x)) * x)
+
+
+def test_checkpointed_method_of_global_differences():
+    check_gradient(applies_global_scaler, np.array([0.3, 0.9, -0.4]))
+
+
+def test_checkpointed_method_of_argument_differences():
+    check_gradient(applies_scaler_argument, Scaler(np.array([1.2, -0.7])),
+                   np.array([0.4, -1.1]), wrt=1)
+
+
+def test_checkpointed_method_recomputed_once():
+    gradient(applies_global_scaler)(np.array([0.3, 0.9, -0.4]))
+    # Once forward, once more in the pullback.
+    assert calls["apply"] == 2
+    assert "recompute scaler.apply(x)" in adjoint_source(applies_global_scaler)
+
+
+# The forward pass of a checkpointed call runs the function compiled.
+
+
+def test_forward_runs_compiled_function():
+    source = adjoint_source(square_of_cosine)
+    assert "_pb.run_checkpointed(counted_square, " in source
+    code = [line for line in source.splitlines() if not line.lstrip().startswith("#")]
+    # The function as written keeps every local until it returns.
+    assert not any("counted_square(" in line for line in code)
+
+
+def test_primal_matches_function():
+    from pullback.runtime.registry import primal_of
+
+    x = np.array([0.2, -0.8, 1.5])
+    value, pullback_of_primal = primal_of(block)(x, x[::-1].copy())
+    np.testing.assert_array_equal(value, block(x, x[::-1].copy()))
+    assert pullback_of_primal(np.ones(3)) == ()
+
+
+def test_primal_source_frees_locals():
+    from pullback.compiler.pipeline import compile_primal
+
+    source = compile_primal(block).source
+    assert source.startswith("# forward pass of block")
+    assert "del a" in source
+
+
+# Large recomputed values are checked against a fingerprint.
+
+
+def large(seed=0, size=20000):
+    return np.random.default_rng(seed).standard_normal(size)
+
+
+def test_fingerprint_matches_same_values():
+    from pullback.runtime.checkpoint import Fingerprint, fingerprint
+
+    x = large()
+    summary = fingerprint(x)
+    assert isinstance(summary, Fingerprint)
+    assert summary.matches(x.copy())
+    # Last-bit differences, as multithreaded BLAS reductions may give, pass.
+    assert summary.matches(x * (1.0 + 1e-15))
+
+
+@pytest.mark.parametrize("change", [
+    lambda x: x + 1e-6,
+    lambda x: np.roll(x, 1),
+    lambda x: x[::-1].copy(),
+    lambda x: np.where(np.arange(x.size) == 7, x + 1.0, x),
+    lambda x: x.astype(np.float32),
+    lambda x: x[:-1].copy(),
+    lambda x: list(x),
+])
+def test_fingerprint_rejects_different_values(change):
+    from pullback.runtime.checkpoint import fingerprint
+
+    x = large()
+    assert not fingerprint(x).matches(change(x))
+
+
+def test_fingerprint_other_layout():
+    from pullback.runtime.checkpoint import fingerprint
+
+    x = large().reshape(100, 200)
+    fortran = np.asfortranarray(x)
+    assert fingerprint(fortran).matches(x)
+    assert fingerprint(x).matches(fortran)
+    assert fingerprint(x).matches(fortran[:, ::1].T.T)
+
+
+def test_fingerprint_nan_and_infinity():
+    from pullback.runtime.checkpoint import fingerprint
+
+    x = large()
+    x[3] = np.nan
+    x[50] = np.inf
+    assert fingerprint(x).matches(x.copy())
+    other = x.copy()
+    other[3] = 0.0
+    assert not fingerprint(x).matches(other)
+
+
+def test_fingerprint_keeps_small_and_other_values():
+    from pullback.runtime.checkpoint import Fingerprint, fingerprint
+
+    small = np.ones(100)
+    assert fingerprint(small) is small
+    single = large().astype(np.float32)
+    assert fingerprint(single) is single
+    strided = large()[::2]
+    assert fingerprint(strided) is strided
+    pair = fingerprint((large(), 2.0))
+    assert isinstance(pair, tuple) and isinstance(pair[0], Fingerprint)
+    assert pair[1] == 2.0
+
+
+shift = [0.0]
+
+
+@checkpointed
+def shifted(x):
+    return np.sin(x) + shift[0]
+
+
+def sum_of_squares_of_shifted(x):
+    return np.sum(shifted(x) ** 2)
+
+
+def test_large_changed_global_raises():
+    x = large()
+    value, pullback_of_f = value_and_pullback(sum_of_squares_of_shifted, x)
+    shift[0] = 1e-3
+    try:
+        with pytest.raises(RecomputationError) as raised:
+            pullback_of_f(1.0)
+    finally:
+        shift[0] = 0.0
+    assert "shifted" in str(raised.value)
+
+
+def test_large_unchanged_global_differences():
+    x = large(size=10000)
+    gradient_value = gradient(sum_of_squares_of_shifted)(x)
+    np.testing.assert_allclose(gradient_value, 2.0 * np.sin(x) * np.cos(x), rtol=1e-12)
+
+
+@checkpointed
+def global_noise_large(x):
+    return x * np.random.standard_normal(x.shape)
+
+
+def test_large_global_random_raises():
+    def caller(x):
+        return np.sum(global_noise_large(x) * x)
+
+    with pytest.raises(RecomputationError):
+        gradient(caller)(large())
+
+
+class CountedTanh:
+    def __init__(self, w):
+        self.w = w
+
+    @checkpointed
+    def __call__(self, x):
+        count("layer")
+        return np.tanh(x * self.w)
+
+
+counted_layer = CountedTanh(np.array([0.8, -1.3, 0.4]))
+
+
+def calls_global_layer(x):
+    return np.sum(counted_layer(x) ** 2)
+
+
+def calls_layer_argument(layer, x):
+    return np.sum(layer(x) * x)
+
+
+def test_checkpointed_call_of_global_layer_recomputed():
+    x = np.array([0.3, -0.6, 1.2])
+    check_gradient(calls_global_layer, x)
+    calls.clear()
+    gradient(calls_global_layer)(x)
+    assert calls["layer"] == 2
+
+
+def test_checkpointed_call_of_layer_argument_recomputed():
+    layer = CountedTanh(np.array([0.8, -1.3]))
+    x = np.array([0.3, -0.6])
+    check_gradient(calls_layer_argument, layer, x, wrt=1)
+    calls.clear()
+    w_bar, x_bar = gradient(calls_layer_argument)(layer, x)
+    assert calls["layer"] == 2
+    # d/dw sum(tanh(x w) x) = (1 - tanh(x w)^2) x^2.
+    expected = (1.0 - np.tanh(x * layer.w) ** 2) * x * x
+    np.testing.assert_allclose(w_bar.w, expected, rtol=1e-12)

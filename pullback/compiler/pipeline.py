@@ -295,6 +295,18 @@ def compile_vjp(function, wrt=None, single_use: bool = False) -> CompiledVJP:
     return _compile_cached(function, resolve_wrt(function, wrt), single_use)
 
 
+def compile_primal(function) -> CompiledVJP:
+    """Compile `function` with respect to no parameter: its forward pass alone.
+
+    The compiled forward pass deletes each local after its last use, where
+    the function as written keeps every local until it returns. A
+    checkpointed call runs it, so its intermediates never coexist. The VJP
+    returns `(value, pullback)` like any other, and its pullback returns ().
+    """
+    function = markers.checkpointed_target(function) or function
+    return _compile_cached(unwrap_function(function), (), single_use=True)
+
+
 def _compile_cached(function: types.FunctionType, wrt_names: tuple[str, ...],
                     single_use: bool) -> CompiledVJP:
     """Compile the VJP of `function` for resolved `wrt_names`, or fetch it from the cache."""
@@ -523,11 +535,11 @@ def _compile(function: types.FunctionType, wrt: tuple[str, ...],
     )
     numbers_vjp = None
     variadic = parsed.node.args.vararg
-    # Only the API calls the VJP for numbers, and its pullbacks are reusable.
-    # Arguments that fill a *name parameter do not line up with the
-    # parameters, which the API's path for numbers relies on.
+    # Only the API calls the VJP for numbers. Arguments that fill a *name
+    # parameter do not line up with the parameters, which the API's path for
+    # numbers relies on.
     guard = _numbers_guard(function)
-    if (is_arithmetic_only(block) and variadic is None and not single_use
+    if (is_arithmetic_only(block) and variadic is None and wrt
             and guard is not None):
         # A second VJP for arguments that are all Python numbers: nothing
         # broadcasts there, so it calls no runtime helper per operation.
@@ -613,11 +625,11 @@ def _build_vjp(normalized, block, activity, wrt, aliases, scalars: bool,
 
 def _header(parsed: ParsedFunction, wrt: tuple[str, ...], single_use: bool = False) -> str:
     line = parsed.node.lineno
+    where = f"{parsed.function.__qualname__} ({parsed.filename}:{line})"
+    if not wrt:
+        return f"# forward pass of {where}, which frees each local after its last use\n"
     kind = "single-use VJP" if single_use else "VJP"
-    return (
-        f"# {kind} of {parsed.function.__qualname__} ({parsed.filename}:{line}), "
-        f"with respect to {', '.join(wrt)}\n"
-    )
+    return f"# {kind} of {where}, with respect to {', '.join(wrt)}\n"
 
 
 def _zero_derivative_messages(parsed, activity, wrt) -> dict[str, str]:

@@ -31,7 +31,7 @@ from pullback.compiler.classify import (
 )
 from pullback.compiler.normalize import NormalizedFunction, is_atom, source_line_of
 from pullback.errors import InternalError
-from pullback.runtime import registry
+from pullback.runtime import markers, registry
 
 COMMENT_MARKER = "__pullback_comment__ "
 
@@ -386,17 +386,23 @@ class ReverseBuilder:
         return [gast.Expr(value=check)]
 
     def forward_checkpoint(self, operation: Operation) -> list:
-        """Call the function plainly, noting only its Generators' states."""
+        """Run the function's forward pass alone, keeping what recomputing it needs.
+
+        `run_checkpointed` returns the value and a record of the call: its
+        Generators' states and the value's fingerprint.
+        """
         if not self.scalars:
             _compile_checkpointed(operation.callee,
                                   tuple(c.value for c in self.wrt_names(operation)))
         target = operation.targets[0]
-        states = self.namer.fresh(f"{target}_rng_states")
-        self.pullback_names[id(operation)] = states
+        record = self.namer.fresh(f"{target}_checkpoint")
+        self.pullback_names[id(operation)] = record
         call = operation.statement.value
-        record = _runtime_call(self.aliases, "generator_states", *call.args)
-        record.keywords = call.keywords
-        return [_assign(states, record), operation.statement]
+        run = _runtime_call(self.aliases, "run_checkpointed", call.func, *call.args)
+        run.keywords = call.keywords
+        targets = gast.Tuple(elts=[name(target, True), name(record, True)],
+                             ctx=gast.Store())
+        return [gast.Assign(targets=[targets], value=run, type_comment=None)]
 
     def is_active_operation(self, operation: Operation) -> bool:
         return any(self.activity.is_active(t) for t in operation.targets) and any(
@@ -625,12 +631,11 @@ class ReverseBuilder:
         elif kind == CHECKPOINT:
             call = operation.statement.value
             pullback = self.namer.fresh(f"{operation.targets[0]}_pullback")
-            states = self.pullback_names[id(operation)]
+            record = self.pullback_names[id(operation)]
             call = copy.deepcopy(call)
             wrt = gast.Tuple(elts=self.wrt_names(operation), ctx=gast.Load())
             recompute = _runtime_call(self.aliases, "recompute", call.func, wrt,
-                                      name(states), name(operation.targets[0]),
-                                      *call.args)
+                                      name(record), *call.args)
             recompute.keywords = call.keywords
             out.append(comment(f"recompute {_source(call)} for its pullback"))
             out.append(_assign(pullback, recompute))
@@ -829,12 +834,14 @@ def _compile_checkpointed(callee, wrt: tuple[str, ...]) -> None:
     Without this, a checkpointed function that cannot be differentiated would
     run its forward pass and fail only when the pullback recomputes it.
     """
-    key = (id(callee), wrt)
+    target = markers.checkpointed_target(callee) or callee
+    key = (id(getattr(target, "__func__", target)), wrt)
     if key in _compiling_checkpointed:
         return
     _compiling_checkpointed.add(key)
     try:
-        registry.single_use_vjp_of(callee, *wrt)
+        registry.single_use_vjp_of(target, *wrt)
+        registry.primal_of(target)
     finally:
         _compiling_checkpointed.discard(key)
 

@@ -35,7 +35,7 @@ from pullback.runtime.arrays import (
     unreduce,
     var_adjoint,
 )
-from pullback.runtime.checkpoint import recompute
+from pullback.runtime.checkpoint import recompute, run_checkpointed
 from pullback.runtime.linalg import (
     dot_adjoint_lhs,
     dot_adjoint_rhs,
@@ -176,6 +176,7 @@ __all__ = [
     "outer_adjoint",
     "prod_adjoint",
     "recompute",
+    "run_checkpointed",
     "reduced_count",
     "repeat_adjoint",
     "reshape_adjoint",

@@ -100,8 +100,15 @@ def checkpointed(function):
 
 
 def checkpointed_target(function):
-    """Return the function a checkpointed wrapper recomputes, or None."""
-    return getattr(function, CHECKPOINTED_ATTRIBUTE, None)
+    """Return the function a checkpointed wrapper recomputes, or None.
+
+    A bound method reads the mark from its function, so the target is bound
+    to the same instance: `layer.apply` recomputes `apply` for `layer`.
+    """
+    target = getattr(function, CHECKPOINTED_ATTRIBUTE, None)
+    if target is not None and isinstance(function, types.MethodType):
+        return types.MethodType(target, function.__self__)
+    return target
 
 
 def generator_states(*args, **kwargs):

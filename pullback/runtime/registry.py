@@ -16,6 +16,7 @@ import types
 from collections.abc import Callable
 
 from pullback.errors import PullbackError
+from pullback.runtime.markers import checkpointed_target
 
 # Compiled VJPs of plain Python functions, by (function, wrt names).
 _compiled: dict[tuple, Callable] = {}
@@ -31,10 +32,11 @@ _compiler_hook: Callable | None = None
 
 
 def set_compiler_hook(hook: Callable) -> None:
-    """Install `hook(function, wrt, single_use=False)`, which compiles plain functions.
+    """Install `hook(function, wrt, single_use=False, primal=False)`, which compiles.
 
     The hook returns an object with the VJP as `vjp` and an `is_current()`
     method that returns whether the VJP still matches the function's globals.
+    With `primal=True` it compiles the forward pass alone; see `primal_of`.
     """
     global _compiler_hook
     _compiler_hook = hook
@@ -127,17 +129,52 @@ def single_use_vjp_of(function, *wrt: str) -> Callable:
     return _find_vjp(function, wrt, single_use=True)
 
 
-def _find_vjp(function, wrt: tuple, single_use: bool) -> Callable:
+def primal_of(function) -> Callable:
+    """Return `function`'s compiled forward pass, which frees each local after its last use.
+
+    It is the VJP with respect to no parameter: it returns `(value,
+    pullback)`, and the pullback returns (). A function with a registered
+    derivative has no compiled form and runs as written.
+    """
+    if custom_derivative(getattr(function, "__func__", function)) is not None:
+        return _as_written(function)
+    return _find_vjp(function, (), single_use=True, primal=True)
+
+
+def _as_written(function) -> Callable:
+    def run(*args, **kwargs):
+        return function(*args, **kwargs), _no_cotangents
+
+    return run
+
+
+def _no_cotangents(cotangent):
+    return ()
+
+
+def is_checkpointed(function) -> bool:
+    """Return whether `function` is a `checkpointed` wrapper."""
+    return checkpointed_target(function) is not None
+
+
+def _find_vjp(function, wrt: tuple, single_use: bool, primal: bool = False) -> Callable:
     if type(function) is types.MethodType and custom_derivative(function) is None:
         # Not cached under the bound method, which would keep its instance alive.
-        return bind_instance(_find_vjp(function.__func__, wrt, single_use), function)
-    key = (_key(function), wrt, single_use)
+        found = _find_vjp(function.__func__, wrt, single_use, primal)
+        return bind_instance(found, function)
+    key = (_key(function), wrt, single_use, primal)
     compiled = _compiled.get(key)
     if compiled is not None and compiled.is_current():
         return compiled.vjp
     record = custom_derivative(function)
     if record is not None:
         vjp = record.vjp_for(wrt)
+    elif not primal and is_checkpointed(function):
+        # Reached from a caller at run time, as a layer's checkpointed
+        # __call__ is: the call is recomputed, as a direct call would be.
+        from pullback.runtime.checkpoint import recomputing_vjp
+
+        vjp = recomputing_vjp(function, wrt)
     elif _compiler_hook is None:
         raise PullbackError(
             f"no VJP is available for {function!r} and no compiler is installed; "
@@ -145,7 +182,10 @@ def _find_vjp(function, wrt: tuple, single_use: bool) -> Callable:
             "generated code"
         )
     else:
-        compiled = _compiler_hook(function, wrt, single_use=single_use)
+        if primal:
+            compiled = _compiler_hook(function, wrt, single_use=single_use, primal=True)
+        else:
+            compiled = _compiler_hook(function, wrt, single_use=single_use)
         _compiled[key] = compiled
         return compiled.vjp
     _compiled[key] = _Registered(vjp)
