@@ -351,7 +351,9 @@ def value_and_gradient(f: Callable, wrt: Wrt = None) -> Callable:
     >>> value_and_gradient(lambda x: x * x)(3.0)
     (9.0, 6.0)
     """
-    cached = _Compiled(f, wrt)
+    # Each pullback runs once, so it may free every value it reads from the
+    # forward pass after its last use.
+    cached = _Compiled(f, wrt, single_use=True)
 
     @functools.wraps(f)
     def value_and_gradient_of_f(*args, **kwargs):
@@ -445,14 +447,17 @@ def pullback(f: Callable, *args, wrt: Wrt = None, **kwargs):
     return value_and_pullback(f, *args, wrt=wrt, **kwargs)[1]
 
 
-def adjoint_source(f: Callable, wrt: Wrt = None) -> str:
+def adjoint_source(f: Callable, wrt: Wrt = None, *, single_use: bool = False) -> str:
     """Return the generated Python source of `f`'s VJP for `wrt`.
 
     The source is the function pullback runs: the forward pass, then a
     nested pullback closure whose blocks quote the source lines they
-    differentiate.
+    differentiate. `value_and_pullback` runs this VJP. `gradient` and
+    `value_and_gradient` call each pullback once, so they run the
+    single-use variant (`single_use=True`), whose pullback deletes each
+    forward value after its last use.
     """
-    return compile_vjp(f, wrt).source
+    return compile_vjp(f, wrt, single_use=single_use).source
 
 
 def _parameter_names(function, vjp) -> tuple[str, ...]:

@@ -198,7 +198,7 @@ def run_dump(args: argparse.Namespace) -> int:
     wrt = parse_wrt(args.wrt)
     try:
         _, function = load_function(args.target)
-        source = pullback.adjoint_source(function, wrt=wrt)
+        source = pullback.adjoint_source(function, wrt=wrt, single_use=args.single_use)
     except PullbackError as error:
         _print_error(describe_pullback_error(error))
         return EXIT_USAGE
@@ -305,6 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dump.add_argument("target", metavar="FILE.py:NAME", help=_TARGET_HELP)
     dump.add_argument("--wrt", metavar="NAMES", help=_WRT_HELP)
+    dump.add_argument(
+        "--single-use", action="store_true",
+        help="print the VJP that gradient() runs, whose pullback deletes each "
+        "forward value after its last use and so runs only once",
+    )
     dump.set_defaults(run=run_dump)
 
     check = commands.add_parser(

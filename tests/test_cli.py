@@ -116,6 +116,14 @@ def test_dump_prints_vjp_source(project):
     compile(result.stdout, "dumped.py", "exec")
 
 
+def test_dump_single_use(project):
+    result = run_pullback("dump", "model.py:f", "--single-use", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("# single-use VJP of f")
+    assert "nonlocal" in result.stdout
+    compile(result.stdout, "dumped.py", "exec")
+
+
 def test_dump_skips_main_block(project):
     result = run_pullback("dump", "model.py:f", cwd=project)
     assert result.returncode == 0, result.stderr

@@ -760,11 +760,27 @@ def test_traceback_source_matches_adjoint_source():
     frames = traceback.extract_tb(info.value.__traceback__)
     frame = next(frame for frame in frames if frame.name == "logs_negative_sum_vjp")
     generated_lines = {line.strip() for line in linecache.getlines(frame.filename)}
-    source = pullback.adjoint_source(logs_negative_sum)
+    # gradient calls its pullback once, so it runs the single-use VJP.
+    source = pullback.adjoint_source(logs_negative_sum, single_use=True)
+    assert source.startswith("# single-use VJP of logs_negative_sum")
     for line in source.splitlines():
         if line.strip() and not line.startswith("#"):
             assert line.strip() in generated_lines
     assert "[10]" in frame.line
+
+
+def test_value_and_pullback_traceback_matches_adjoint_source():
+    with pytest.raises(IndexError) as info:
+        pullback.value_and_pullback(logs_negative_sum, np.ones(3))
+    frames = traceback.extract_tb(info.value.__traceback__)
+    frame = next(frame for frame in frames if frame.name == "logs_negative_sum_vjp")
+    generated = [line.strip() for line in linecache.getlines(frame.filename)]
+    # value_and_pullback's pullback may run many times: it is the plain VJP.
+    source = pullback.adjoint_source(logs_negative_sum)
+    assert source.startswith("# VJP of logs_negative_sum")
+    expected = [line.strip() for line in source.splitlines()]
+    start = generated.index(expected[0])
+    assert generated[start:start + len(expected)] == expected
 
 
 def test_internal_error_is_bug_report():
