@@ -208,7 +208,7 @@ def main() -> int:
     print("| --- | ---: | ---: | ---: |")
     for name, (retained, peak, time_ms) in rows.items():
         print(f"| {name} | {retained:.1f} | {peak:.1f} | {time_ms:.1f} |")
-    print(f"| checkpointed / plain | {saved[0] / plain[0]:.2f} | {peak_ratio:.2f} "
+    print(f"| checkpointed / plain | {saved[0] / plain[0]:.3f} | {peak_ratio:.3f} "
           f"| {time_ratio:.2f} |")
     print()
     peak_met = "met" if peak_ratio <= PEAK_RATIO_TARGET else "NOT met"
