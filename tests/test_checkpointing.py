@@ -673,16 +673,39 @@ def test_fingerprint_other_layout():
     assert fingerprint(x).matches(fortran[:, ::1].T.T)
 
 
-def test_fingerprint_nan_and_infinity():
-    from pullback.runtime.checkpoint import fingerprint
+def test_fingerprint_keeps_nan_and_infinity_whole():
+    from pullback.runtime.checkpoint import _same_value, fingerprint
 
+    # A NaN or infinity makes the sums compare equal whatever else changed,
+    # so such an array is kept and compared whole.
     x = large()
     x[3] = np.nan
     x[50] = np.inf
-    assert fingerprint(x).matches(x.copy())
+    assert fingerprint(x) is x
+    assert _same_value(x.copy(), fingerprint(x))
     other = x.copy()
     other[3] = 0.0
-    assert not fingerprint(x).matches(other)
+    assert not _same_value(other, fingerprint(x))
+    other = x.copy()
+    other[5] += 1.0
+    assert not _same_value(other, fingerprint(x))
+
+
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_fingerprint_rejects_swapped_elements(layout):
+    from pullback.runtime.checkpoint import fingerprint
+
+    # Indices 1 and 2 are not sampled, and a swap keeps both plain sums.
+    x = np.asarray(large().reshape(100, 200), order=layout)
+    swapped = x.copy(order=layout)
+    swapped[0, [1, 2]] = x[0, [2, 1]]
+    assert not fingerprint(x).matches(swapped)
+    # Elements a whole block of the weighted sum apart.
+    y = large(size=3 * 65536)
+    moved = y.copy()
+    moved[[1, 65537]] = y[[65537, 1]]
+    assert not fingerprint(y).matches(moved)
+    assert fingerprint(y).matches(y.copy())
 
 
 def test_fingerprint_keeps_small_and_other_values():
@@ -732,6 +755,76 @@ def test_large_unchanged_global_differences():
 @checkpointed
 def global_noise_large(x):
     return x * np.random.standard_normal(x.shape)
+
+
+index_order = np.arange(20000)
+
+
+@checkpointed
+def reordered(x):
+    return x[index_order]
+
+
+def weighted_sum_of_reordered(x):
+    return np.sum(reordered(x) * np.arange(20000.0))
+
+
+def test_large_reordered_global_raises():
+    x = large()
+    value, pullback_of_f = value_and_pullback(weighted_sum_of_reordered, x)
+    index_order[[1, 2]] = index_order[[2, 1]]
+    try:
+        with pytest.raises(RecomputationError) as raised:
+            pullback_of_f(1.0)
+    finally:
+        index_order[[1, 2]] = index_order[[2, 1]]
+    assert "reordered (" in str(raised.value)
+    assert "test_checkpointing.py:" in str(raised.value)
+
+
+offsets = np.zeros(20000)
+
+
+@checkpointed
+def offset(x):
+    return x + offsets
+
+
+def sum_of_finite_offset(x):
+    y = offset(x)
+    return np.sum(np.where(np.isnan(y), 0.0, y) ** 2)
+
+
+def test_large_changed_global_with_nan_raises():
+    x = large()
+    x[1] = np.nan  # Not sampled, and it makes the plain sums NaN.
+    value, pullback_of_f = value_and_pullback(sum_of_finite_offset, x)
+    offsets[5] = 1.0  # Not sampled either.
+    try:
+        with pytest.raises(RecomputationError):
+            pullback_of_f(1.0)
+    finally:
+        offsets[5] = 0.0
+
+
+@checkpointed
+def sine_and_square(x):
+    return {"sine": np.sin(x), "square": x * x}
+
+
+def product_of_dict_items(x):
+    items = sine_and_square(x)
+    return np.sum(items["sine"] * items["square"])
+
+
+@pytest.mark.parametrize("size", [5, 20000])
+def test_checkpointed_dict_result_differences(size):
+    x = np.linspace(0.1, 1.0, size)
+    gradient_value = gradient(product_of_dict_items)(x)
+    expected = np.cos(x) * x * x + 2.0 * x * np.sin(x)
+    np.testing.assert_allclose(gradient_value, expected, rtol=1e-12)
+    if size == 5:
+        check_gradient(product_of_dict_items, x)
 
 
 def test_large_global_random_raises():
