@@ -874,3 +874,25 @@ def test_checkpointed_call_of_layer_argument_recomputed():
     # d/dw sum(tanh(x w) x) = (1 - tanh(x w)^2) x^2.
     expected = (1.0 - np.tanh(x * layer.w) ** 2) * x * x
     np.testing.assert_allclose(w_bar.w, expected, rtol=1e-12)
+
+
+sine_checkpointed = checkpointed(np.sin)
+cumsum_checkpointed = checkpointed(np.cumsum)
+
+
+def squares_of_checkpointed_sine(x):
+    return np.sum(sine_checkpointed(x) ** 2)
+
+
+def squares_of_checkpointed_cumsum(x):
+    return np.sum(cumsum_checkpointed(x) ** 2)
+
+
+def test_checkpointed_ufunc_differences():
+    check_gradient(squares_of_checkpointed_sine, np.array([0.2, -1.1, 0.7]))
+
+
+def test_checkpointed_library_function_rejected():
+    with pytest.raises(DifferentiationError) as raised:
+        gradient(squares_of_checkpointed_cumsum)(np.array([0.2, -1.1, 0.7]))
+    assert "numpy.cumsum is differentiated here as a value" in str(raised.value)

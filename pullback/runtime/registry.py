@@ -134,9 +134,11 @@ def primal_of(function) -> Callable:
 
     It is the VJP with respect to no parameter: it returns `(value,
     pullback)`, and the pullback returns (). A function with a registered
-    derivative has no compiled form and runs as written.
+    derivative, and one that is not Python code (a NumPy ufunc, say), has
+    no compiled form and runs as written.
     """
-    if custom_derivative(getattr(function, "__func__", function)) is not None:
+    plain = getattr(function, "__func__", function)
+    if custom_derivative(plain) is not None or not isinstance(plain, types.FunctionType):
         return _as_written(function)
     return _find_vjp(function, (), single_use=True, primal=True)
 
