@@ -89,12 +89,16 @@ def unbroadcast(cotangent, primal):
     # operand of a broadcasting op.
     primal_type = type(primal)
     if type(cotangent) is np.ndarray and (primal_type is np.ndarray or primal_type is ShapeOf):
-        if cotangent.dtype == primal.dtype:
+        dtype = cotangent.dtype
+        if dtype is primal.dtype or dtype == primal.dtype:
             shape = primal.shape
-            if cotangent.shape == shape:
+            cotangent_shape = cotangent.shape
+            if cotangent_shape == shape:
                 return cotangent
-            if cotangent.ndim == len(shape) + 1 and cotangent.shape[1:] == shape:
-                return cotangent.sum(axis=0)
+            if len(cotangent_shape) == len(shape) + 1 and cotangent_shape[1:] == shape:
+                # The ufunc method that `sum(axis=0)` calls, without the two
+                # Python-level calls in between.
+                return np.add.reduce(cotangent, 0)
     elif primal_type is float and type(cotangent) in _SCALAR_TYPES:
         return cotangent
     if isinstance(primal, list | tuple):

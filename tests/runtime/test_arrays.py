@@ -144,3 +144,89 @@ def test_relu_gradient_float32_at_ties():
 
     assert gradient.dtype == np.float32
     np.testing.assert_array_equal(gradient, [[0.0, 0.5, 1.0]])
+
+
+# unbroadcast: an operand of the cotangent's shape and a bias added to every
+# row return at once. The other cases take the general path.
+
+
+def test_unbroadcast_same_shape_returns_cotangent():
+    cotangent = rng.standard_normal((4, 10))
+
+    assert rt.unbroadcast(cotangent, np.empty((4, 10))) is cotangent
+    assert rt.unbroadcast(cotangent, rt.like(np.empty((4, 10)))) is cotangent
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_unbroadcast_bias_sums_rows(dtype):
+    cotangent = rng.standard_normal((4, 10)).astype(dtype)
+
+    summed = rt.unbroadcast(cotangent, np.empty(10, dtype))
+
+    assert summed.dtype == dtype
+    assert summed.shape == (10,)
+    np.testing.assert_array_equal(summed, cotangent.sum(axis=0))
+
+
+def test_unbroadcast_bias_non_contiguous():
+    cotangent = rng.standard_normal((10, 8))[::2, ::2]
+
+    summed = rt.unbroadcast(cotangent, np.empty(4))
+
+    np.testing.assert_array_equal(summed, cotangent.sum(axis=0))
+
+
+@pytest.mark.parametrize(
+    "case, cotangent_shape, primal, expected_shape",
+    [
+        ("keepdims bias", (4, 10), np.empty((1, 10)), (1, 10)),
+        ("column", (4, 10), np.empty((4, 1)), (4, 1)),
+        ("two leading axes", (2, 4, 10), np.empty(10), (10,)),
+        ("0-d array", (4, 10), np.array(1.0), ()),
+        ("python float", (4, 10), 1.0, ()),
+        ("float32 primal", (4, 10), np.empty(10, np.float32), (10,)),
+        ("float32 same shape", (4, 10), np.empty((4, 10), np.float32), (4, 10)),
+    ],
+)
+def test_unbroadcast_general_cases(case, cotangent_shape, primal, expected_shape):
+    cotangent = rng.standard_normal(cotangent_shape)
+
+    summed = rt.unbroadcast(cotangent, primal)
+
+    assert np.shape(summed) == expected_shape, case
+    assert np.isclose(np.sum(summed), cotangent.sum(), rtol=1e-5), case
+    if isinstance(primal, np.ndarray):
+        assert summed.dtype == primal.dtype, case
+    else:
+        assert not isinstance(summed, np.ndarray), case
+
+
+def biased_layer(w, b, x):
+    return np.sum(np.tanh(x @ w + b) ** 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_biased_layer_gradient_dtype(dtype):
+    w = rng.standard_normal((3, 5)).astype(dtype)
+    b = rng.standard_normal(5).astype(dtype)
+    x = rng.standard_normal((4, 3)).astype(dtype)
+
+    grad_w, grad_b = pullback.gradient(biased_layer, wrt=("w", "b"))(w, b, x)
+
+    assert grad_w.dtype == dtype
+    assert grad_b.dtype == dtype
+    assert grad_b.shape == (5,)
+
+
+def test_biased_layer_gradient_float64():
+    w, b, x = rng.standard_normal((3, 5)), rng.standard_normal(5), rng.standard_normal((4, 3))
+
+    check_gradient(biased_layer, w, b, x, wrt=("w", "b", "x"))
+
+
+def test_scalar_bias_gradient():
+    w, x = rng.standard_normal((3, 5)), rng.standard_normal((4, 3))
+
+    gradient = check_gradient(biased_layer, w, 0.3, x, wrt="b")
+
+    assert type(gradient) is np.float64
