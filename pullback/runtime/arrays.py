@@ -178,6 +178,39 @@ def mean_adjoint(cotangent, primal, axis=None, keepdims=False):
     return unreduce(cotangent, primal, axis, keepdims) / reduced_count(primal, axis)
 
 
+# Cotangents of a mean that `mean_adjoint_times` scales without an array.
+_SCALAR_COTANGENT_TYPES = (float, np.float64, np.float32)
+
+
+def mean_adjoint_times(cotangent, primal, other, factor=1):
+    """Return `mean_adjoint(cotangent, primal) * factor * other`, for a full mean.
+
+    The compiler emits this for the adjoint of `np.mean(d ** 2)`, where the
+    mean's cotangent array is multiplied by 2 and by `d`. Every element of
+    that array is the same number, so when `other` is a C-ordered array of
+    `primal`'s shape and float dtype, one product of `other` and a scalar
+    gives the result.
+    The result is the same bit for bit, because IEEE multiplication is
+    commutative and the scalar is rounded to `primal`'s dtype as the filled
+    array is. C order keeps the layout, and with it the order of any later
+    reduction's sums.
+    """
+    if (
+        type(primal) is np.ndarray
+        and type(other) is np.ndarray
+        and type(cotangent) in _SCALAR_COTANGENT_TYPES
+        and (type(factor) is int or type(factor) is float)
+        and other.dtype is primal.dtype
+        and primal.dtype.kind == "f"
+        and other.shape == primal.shape
+        and other.flags.c_contiguous
+    ):
+        scale = primal.dtype.type(cotangent / primal.size) * factor
+        return np.multiply(other, scale)
+    spread = mean_adjoint(cotangent, primal)
+    return multiply_into(multiply_into(spread, factor), other)
+
+
 def _spread(value, primal: np.ndarray) -> np.ndarray:
     """Return the scalar `value` at every element of `primal`, in its dtype."""
     if primal.size < _VIEW_MIN_ELEMENTS:

@@ -230,3 +230,54 @@ def test_scalar_bias_gradient():
     gradient = check_gradient(biased_layer, w, 0.3, x, wrt="b")
 
     assert type(gradient) is np.float64
+
+
+# mean_adjoint_times: one scaled product where `other` matches the mean's
+# operand, and otherwise the filled array and two products it replaces.
+
+
+def mean_adjoint_then_products(cotangent, primal, other, factor=1):
+    spread = rt.mean_adjoint(cotangent, primal, None, False)
+    return spread * factor * other
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("seed", [1.0, np.float64(0.7), np.float32(1.3)])
+@pytest.mark.parametrize("factor", [2, 3, 0.1, 1])
+def test_mean_adjoint_times_same_bits(dtype, seed, factor):
+    other = np.concatenate([SPECIAL, rng.standard_normal(31)]).reshape(8, 5).astype(dtype)
+    primal = other**2
+
+    product = rt.mean_adjoint_times(seed, primal, other, factor)
+
+    assert_same_bits(product, mean_adjoint_then_products(seed, primal, other, factor))
+
+
+def test_mean_adjoint_times_large_array():
+    other = rng.standard_normal((256, 300))
+    primal = other**2
+
+    product = rt.mean_adjoint_times(np.float64(1.0), primal, other, 2)
+
+    assert_same_bits(product, mean_adjoint_then_products(np.float64(1.0), primal, other, 2))
+
+
+@pytest.mark.parametrize(
+    "case, seed, primal, other",
+    [
+        ("row other", 1.0, np.ones((4, 3)), rng.standard_normal(3)),
+        ("Fortran order", 1.0, np.ones((4, 3)), np.asfortranarray(rng.standard_normal((4, 3)))),
+        ("strided", 1.0, np.ones((4, 3)), rng.standard_normal((4, 6))[:, ::2]),
+        ("0-d seed", np.array(2.0), np.ones((4, 3)), rng.standard_normal((4, 3))),
+        ("float32 other", 1.0, np.ones((4, 3)), rng.standard_normal((4, 3)).astype(np.float32)),
+        ("int primal", 1.0, np.ones((4, 3), int), rng.standard_normal((4, 3))),
+        ("0-d primal", 1.0, np.array(4.0), np.array(3.0)),
+    ],
+)
+def test_mean_adjoint_times_general_cases(case, seed, primal, other):
+    product = rt.mean_adjoint_times(seed, primal, other, 2)
+
+    expected = mean_adjoint_then_products(seed, primal, other, 2)
+    assert type(product) is type(expected), case
+    assert np.result_type(product) == np.result_type(expected), case
+    np.testing.assert_array_equal(product, expected, err_msg=case)
