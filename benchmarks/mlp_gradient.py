@@ -277,9 +277,6 @@ def backward_steps(size) -> list:
     z_bar = h_bar * (x_matmul_w1_plus_b1 > 0)
     pb = pullback_runtime
 
-    def scale_by_residual(g, d):
-        return g * 2 * d
-
     def hand_scale(d):
         return 2 * d / d.size
 
@@ -296,10 +293,9 @@ def backward_steps(size) -> list:
         return g * (z > 0)
 
     return [
-        ("mean_adjoint", (pb.mean_adjoint, result_bar, out_minus_y_pow_2), None),
         (
-            "bar * 2 * out_minus_y",
-            (scale_by_residual, out_bar, out_minus_y),
+            "mean_adjoint_times",
+            (pb.mean_adjoint_times, result_bar, out_minus_y_pow_2, out_minus_y, 2),
             (hand_scale, out_minus_y),
         ),
         ("unbroadcast(out_bar, out)", (pb.unbroadcast, out_bar, out), None),

@@ -224,6 +224,8 @@ def _format(compiled: CompiledVJP, cotangents: tuple, args: tuple, kwargs: dict)
         positions = compiled.wrt_positions
         if len(positions) == 1:
             return _finish_cotangent(cotangents[0], args[positions[0]])
+        if _are_finished_arrays(cotangents, args, positions):
+            return tuple(cotangents)
         # `_unshared` inlined: this is the path where a call's fixed cost shows.
         finished = []
         owners = []
@@ -243,6 +245,32 @@ def _format(compiled: CompiledVJP, cotangents: tuple, args: tuple, kwargs: dict)
     if len(primals) == 1:
         return _finish_cotangent(cotangents[0], primals[0])
     return _unshared(tuple(map(_finish_cotangent, cotangents, primals)))
+
+
+def _are_finished_arrays(cotangents, args: tuple, positions: tuple) -> bool:
+    """Return whether the cotangents need neither `_finish_cotangent` nor a copy.
+
+    That holds when each is a distinct array that owns its memory and has the
+    floating dtype of its array argument, which is what a pullback of array
+    arithmetic returns. No two of them can share memory then, so this skips
+    `_unshared`'s bookkeeping.
+    """
+    if len(cotangents) != len(positions):
+        return False  # The general path raises.
+    ndarray = np.ndarray  # A local name: this runs on every gradient call.
+    # The lengths match, and zip's strict check costs about 0.25 µs here.
+    for cotangent, position in zip(cotangents, positions, strict=False):
+        primal = args[position]
+        if (
+            type(cotangent) is not ndarray
+            or type(primal) is not ndarray
+            or cotangent.base is not None
+        ):
+            return False
+        dtype = primal.dtype
+        if cotangent.dtype is not dtype or dtype.kind not in "fc":
+            return False
+    return len(set(map(id, cotangents))) == len(cotangents)
 
 
 def _unshared(gradient, seed=None):

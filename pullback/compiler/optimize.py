@@ -407,7 +407,7 @@ def _delete_after_last_use(statements: list, names: set[str],
 # saved primal or another cotangent: a pullback that reads such a result once
 # may let the runtime write into it.
 _FRESH_RESULT_HELPERS = frozenset({
-    "matmul_adjoint_lhs", "matmul_adjoint_rhs", "mean_adjoint",
+    "matmul_adjoint_lhs", "matmul_adjoint_rhs", "mean_adjoint", "mean_adjoint_times",
     "maximum_share", "minimum_share", "tanh_adjoint",
     "add_into", "subtract_into", "multiply_into", "divide_into",
 })
@@ -631,6 +631,99 @@ def write_arithmetic_into_dead_cotangents(pullback: gast.FunctionDef,
         last = _uses(body[reading[-1]], name)
         if len(last) == 1:
             body[reading[-1]] = _write_into(body[reading[-1]], last[0][1], runtime_alias)
+
+
+def _full_mean_adjoint(statement, runtime_alias: str):
+    """Return the call if `statement` is `name = mean_adjoint(g, a, None, False)`."""
+    if not (
+        isinstance(statement, gast.Assign)
+        and len(statement.targets) == 1
+        and isinstance(statement.targets[0], gast.Name)
+        and _runtime_helper(statement.value, runtime_alias) == "mean_adjoint"
+    ):
+        return None
+    call = statement.value
+    if call.keywords or len(call.args) != 4:
+        return None
+    axis, keepdims = call.args[2:]
+    if not (
+        isinstance(axis, gast.Constant) and axis.value is None
+        and isinstance(keepdims, gast.Constant) and keepdims.value is False
+    ):
+        return None
+    return call
+
+
+def _is_number(node) -> bool:
+    return isinstance(node, gast.Constant) and type(node.value) in (int, float)
+
+
+def _product_with(statement, name: str):
+    """Return `(other, factor)` if `statement` assigns `name * factor * other`.
+
+    `factor` is a number literal or None for `name * other`, and `other` is
+    a name, so moving its read into a call changes no evaluation order.
+    """
+    if not (
+        isinstance(statement, gast.Assign)
+        and len(statement.targets) == 1
+        and isinstance(statement.targets[0], gast.Name)
+    ):
+        return None
+    product = statement.value
+    if not (
+        isinstance(product, gast.BinOp)
+        and isinstance(product.op, gast.Mult)
+        and isinstance(product.right, gast.Name)
+    ):
+        return None
+    left = product.left
+    if isinstance(left, gast.Name) and left.id == name:
+        return product.right, None
+    if (
+        isinstance(left, gast.BinOp)
+        and isinstance(left.op, gast.Mult)
+        and isinstance(left.left, gast.Name)
+        and left.left.id == name
+        and _is_number(left.right)
+    ):
+        return product.right, left.right
+    return None
+
+
+def fold_mean_adjoints_into_products(pullback: gast.FunctionDef, runtime_alias: str) -> None:
+    """Fold a full mean's adjoint into the product that reads it next.
+
+    The adjoint of `np.mean(d ** 2)` fills an array with `g / d.size`, then
+    multiplies it by 2 and by `d`. `_pb.mean_adjoint_times(g, d_pow_2, d, 2)`
+    computes the same numbers, with one product where the shapes allow
+    (see the runtime helper). The folded statement must come right after
+    the mean's and be its only reader, so `g` and the mean's operand still
+    hold the same values there.
+    """
+    body = pullback.body
+    loads = _load_counts(pullback)
+    stores = _stores(body)
+    folded = []
+    for index in range(len(body) - 1):
+        call = _full_mean_adjoint(body[index], runtime_alias)
+        if call is None:
+            continue
+        name = body[index].targets[0].id
+        if loads.get(name) != 1 or stores.get(name) != 1:
+            continue
+        following = body[index + 1]
+        product = _product_with(following, name)
+        if product is None:
+            continue
+        other, factor = product
+        args = call.args[:2] + [other] + ([factor] if factor is not None else [])
+        following.value = gast.Call(
+            func=_runtime_attribute(runtime_alias, "mean_adjoint_times"),
+            args=args, keywords=[])
+        folded.append(index)
+    for index in reversed(folded):
+        del body[index]
 
 
 def save_shapes_only(vjp: gast.FunctionDef, pullback: gast.FunctionDef,

@@ -611,6 +611,7 @@ def _build_vjp(normalized, block, activity, wrt, aliases, scalars: bool,
     pullback_node = next(s for s in vjp_node.body if isinstance(s, gast.FunctionDef))
     optimize.optimize_pullback(pullback_node)
     if not scalars:
+        optimize.fold_mean_adjoints_into_products(pullback_node, aliases.runtime)
         # Numbers are immutable: the VJP for numbers has no array to reuse.
         optimize.overwrite_dead_cotangents(pullback_node, aliases.runtime)
         optimize.write_arithmetic_into_dead_cotangents(pullback_node, aliases.runtime)

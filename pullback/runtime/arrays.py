@@ -89,12 +89,16 @@ def unbroadcast(cotangent, primal):
     # operand of a broadcasting op.
     primal_type = type(primal)
     if type(cotangent) is np.ndarray and (primal_type is np.ndarray or primal_type is ShapeOf):
-        if cotangent.dtype == primal.dtype:
+        dtype = cotangent.dtype
+        if dtype is primal.dtype or dtype == primal.dtype:
             shape = primal.shape
-            if cotangent.shape == shape:
+            cotangent_shape = cotangent.shape
+            if cotangent_shape == shape:
                 return cotangent
-            if cotangent.ndim == len(shape) + 1 and cotangent.shape[1:] == shape:
-                return cotangent.sum(axis=0)
+            if len(cotangent_shape) == len(shape) + 1 and cotangent_shape[1:] == shape:
+                # The ufunc method that `sum(axis=0)` calls, without the two
+                # Python-level calls in between.
+                return np.add.reduce(cotangent, 0)
     elif primal_type is float and type(cotangent) in _SCALAR_TYPES:
         return cotangent
     if isinstance(primal, list | tuple):
@@ -172,6 +176,39 @@ def mean_adjoint(cotangent, primal, axis=None, keepdims=False):
     if axis is None and type(primal) is np.ndarray:
         return _spread(cotangent / primal.size, primal)
     return unreduce(cotangent, primal, axis, keepdims) / reduced_count(primal, axis)
+
+
+# Cotangents of a mean that `mean_adjoint_times` scales without an array.
+_SCALAR_COTANGENT_TYPES = (float, np.float64, np.float32)
+
+
+def mean_adjoint_times(cotangent, primal, other, factor=1):
+    """Return `mean_adjoint(cotangent, primal) * factor * other`, for a full mean.
+
+    The compiler emits this for the adjoint of `np.mean(d ** 2)`, where the
+    mean's cotangent array is multiplied by 2 and by `d`. Every element of
+    that array is the same number, so when `other` is a C-ordered array of
+    `primal`'s shape and float dtype, one product of `other` and a scalar
+    gives the result.
+    The result is the same bit for bit, because IEEE multiplication is
+    commutative and the scalar is rounded to `primal`'s dtype as the filled
+    array is. C order keeps the layout, and with it the order of any later
+    reduction's sums.
+    """
+    if (
+        type(primal) is np.ndarray
+        and type(other) is np.ndarray
+        and type(cotangent) in _SCALAR_COTANGENT_TYPES
+        and (type(factor) is int or type(factor) is float)
+        and other.dtype is primal.dtype
+        and primal.dtype.kind == "f"
+        and other.shape == primal.shape
+        and other.flags.c_contiguous
+    ):
+        scale = primal.dtype.type(cotangent / primal.size) * factor
+        return np.multiply(other, scale)
+    spread = mean_adjoint(cotangent, primal)
+    return multiply_into(multiply_into(spread, factor), other)
 
 
 def _spread(value, primal: np.ndarray) -> np.ndarray:
@@ -265,10 +302,58 @@ def maximum_share(cotangent, a, b, ignore_nan=False, overwrite=False):
     With `overwrite`, the share may be written into `cotangent`'s memory: the
     compiler passes it only for a cotangent array that nothing else reads.
     """
+    if (type(b) is float or type(b) is int) and b == 0 and _is_small_array(a):
+        constants = _HALF_AND_ZERO.get(a.dtype)
+        if (
+            constants is not None
+            and type(cotangent) is np.ndarray
+            and cotangent.dtype is a.dtype
+            and cotangent.shape == a.shape
+        ):
+            # With b = 0, `ignore_nan` changes nothing: b is never NaN.
+            return _relu_share(cotangent, a, *constants)
     wins = a > b
     if ignore_nan:
         wins = wins | (np.isnan(b) & ~np.isnan(a))
     return _share(cotangent, wins, a == b, overwrite)
+
+
+# Per element, np.heaviside took about 25 times as long as a comparison
+# (NumPy 2.4.6, the MLP benchmark's machine), so from about 400 elements on
+# the comparisons of `_share` are faster.
+_HEAVISIDE_MAX_ELEMENTS = 256
+
+
+def _is_small_array(a) -> bool:
+    return type(a) is np.ndarray and a.ndim > 0 and a.size < _HEAVISIDE_MAX_ELEMENTS
+
+
+def _read_only_scalar(value, dtype) -> np.ndarray:
+    constant = np.full((), value, dtype)
+    constant.flags.writeable = False
+    return constant
+
+
+# 0.5 and 0 as 0-d arrays of each dtype `_relu_share` handles. A ufunc reads a
+# 0-d array faster than a Python float, and one of the operand's own dtype
+# keeps a float32 result float32.
+_HALF_AND_ZERO = {
+    np.dtype(dtype): (_read_only_scalar(0.5, dtype), _read_only_scalar(0.0, dtype))
+    for dtype in (np.float32, np.float64)
+}
+
+
+def _relu_share(cotangent, a, half, zero):
+    """Return `maximum_share(cotangent, a, 0.0)` for a small float array `a`.
+
+    The cotangent's shape and dtype are `a`'s. np.heaviside gives the share
+    exactly (1 above zero, 0.5 at zero, 0 below) in one ufunc, where `_share`
+    needs four calls, but it gives NaN where `a` is NaN. np.fmax turns that
+    NaN into 0, the share `a > b` and `a == b` give there.
+    """
+    share = np.heaviside(a, half)
+    np.fmax(share, zero, out=share)
+    return np.multiply(cotangent, share, out=share)
 
 
 def minimum_share(cotangent, a, b, ignore_nan=False, overwrite=False):
@@ -281,8 +366,9 @@ def minimum_share(cotangent, a, b, ignore_nan=False, overwrite=False):
 
 def _share(cotangent, wins, ties, overwrite: bool):
     """Return `cotangent` times 1 where `wins`, 1/2 where `ties`, 0 elsewhere."""
-    # Ties are rare; the method form of any() is the cheap check for them.
-    has_ties = ties.any() if type(ties) is np.ndarray else ties
+    # Ties are rare. np.count_nonzero of a bool array checks for them several
+    # times faster than its any() method, which runs a logical_or reduction.
+    has_ties = np.count_nonzero(ties) if type(ties) is np.ndarray else ties
     if not has_ties:
         return multiply_into(cotangent, wins) if overwrite else cotangent * wins
     return cotangent * wins + (0.5 * cotangent) * ties

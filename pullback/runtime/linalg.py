@@ -23,11 +23,11 @@ def _mT(array):
 
 def matmul_adjoint_lhs(cotangent, a, b):
     """Cotangent of `a` in `a @ b`, for 1-D and stacked operands too."""
-    a_ndim = a.ndim if type(a) is np.ndarray else np.ndim(a)
-    b_ndim = b.ndim if type(b) is np.ndarray else np.ndim(b)
-    if a_ndim == 2 and b_ndim == 2:
+    if type(a) is np.ndarray and type(b) is np.ndarray and a.ndim == 2 and b.ndim == 2:
         grad = cotangent @ b.T
-        return grad if grad.dtype == a.dtype else cast_like(grad, a)
+        return grad if grad.dtype is a.dtype else cast_like(grad, a)
+    a_ndim = np.ndim(a)
+    b_ndim = np.ndim(b)
     if b_ndim == 1:
         if a_ndim == 1:
             return cast_like(cotangent * b, a)
@@ -42,11 +42,11 @@ def matmul_adjoint_lhs(cotangent, a, b):
 
 def matmul_adjoint_rhs(cotangent, a, b):
     """Cotangent of `b` in `a @ b`, for 1-D and stacked operands too."""
-    a_ndim = a.ndim if type(a) is np.ndarray else np.ndim(a)
-    b_ndim = b.ndim if type(b) is np.ndarray else np.ndim(b)
-    if a_ndim == 2 and b_ndim == 2:
+    if type(a) is np.ndarray and type(b) is np.ndarray and a.ndim == 2 and b.ndim == 2:
         grad = a.T @ cotangent
-        return grad if grad.dtype == b.dtype else cast_like(grad, b)
+        return grad if grad.dtype is b.dtype else cast_like(grad, b)
+    a_ndim = np.ndim(a)
+    b_ndim = np.ndim(b)
     if a_ndim == 1:
         if b_ndim == 1:
             return cast_like(cotangent * a, b)

@@ -1,0 +1,103 @@
+"""Gradients as `value_and_gradient` returns them for several parameters.
+
+Distinct float arrays that own their memory are returned as the pullback
+computed them. Every other case is finished one cotangent at a time: None
+for a parameter without a derivative, a copy where two gradients share
+memory, the parameter's float dtype.
+"""
+
+import numpy as np
+from gradcheck import check_gradient
+
+import pullback
+
+rng = np.random.default_rng(13)
+
+
+def two_layer_loss(w1, b1, w2, b2, x, y):
+    h = np.maximum(x @ w1 + b1, 0.0)
+    out = h @ w2 + b2
+    return np.mean((out - y) ** 2)
+
+
+def mlp_arguments(dtype=np.float64):
+    shapes = ((2, 10), (10,), (10, 1), (1,), (4, 2), (4, 1))
+    return tuple(rng.standard_normal(shape).astype(dtype) for shape in shapes)
+
+
+def test_mlp_gradient_float64():
+    check_gradient(two_layer_loss, *mlp_arguments(), wrt=(0, 1, 2, 3))
+
+
+def test_mlp_gradient_float32():
+    arguments = mlp_arguments(np.float32)
+
+    _, gradient = pullback.value_and_gradient(two_layer_loss, wrt=(0, 1, 2, 3))(*arguments)
+
+    for grad, argument in zip(gradient, arguments, strict=False):
+        assert grad.dtype == np.float32
+        assert grad.shape == argument.shape
+
+
+def test_mlp_gradients_are_distinct_arrays():
+    _, gradient = pullback.value_and_gradient(two_layer_loss, wrt=(0, 1, 2, 3))(
+        *mlp_arguments())
+
+    for index, grad in enumerate(gradient):
+        assert grad.base is None
+        for other in gradient[index + 1:]:
+            assert not np.shares_memory(grad, other)
+
+
+def test_mlp_gradient_python_float_bias():
+    w1, _, w2, _, x, y = mlp_arguments()
+
+    _, gradient = pullback.value_and_gradient(two_layer_loss, wrt=(0, 1, 2, 3))(
+        w1, 0.1, w2, -0.2, x, y)
+
+    assert gradient[0].shape == w1.shape
+    assert isinstance(gradient[1], float)
+    assert isinstance(gradient[3], float)
+    check_gradient(two_layer_loss, w1, 0.1, w2, -0.2, x, y, wrt=(0, 1, 2, 3))
+
+
+def concatenated(x, y):
+    return np.sum(np.concatenate([x, y]) ** 2)
+
+
+def test_views_of_one_array_are_copied():
+    # The adjoint of concatenate returns views of one cotangent array.
+    x, y = rng.standard_normal(3), rng.standard_normal(2)
+
+    grad_x, grad_y = pullback.gradient(concatenated)(x, y)
+
+    assert not np.shares_memory(grad_x, grad_y)
+    np.testing.assert_allclose(grad_x, 2 * x)
+    np.testing.assert_allclose(grad_y, 2 * y)
+
+
+def scaled_sum(x, n):
+    return np.sum(x * n)
+
+
+def test_integer_argument_gets_none():
+    gradient = pullback.gradient(scaled_sum)(np.ones(3), np.arange(3))
+
+    np.testing.assert_array_equal(gradient[0], [0.0, 1.0, 2.0])
+    assert gradient[1] is None
+
+
+def product(x, y):
+    return x * y
+
+
+def test_zero_dimensional_arguments():
+    x, y = np.array(2.0), np.array(3.0)
+
+    grad_x, grad_y = pullback.gradient(product)(x, y)
+
+    assert np.shape(grad_x) == ()
+    assert np.shape(grad_y) == ()
+    np.testing.assert_allclose(grad_x, 3.0)
+    np.testing.assert_allclose(grad_y, 2.0)
+
