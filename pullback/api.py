@@ -168,7 +168,7 @@ def _finish_cotangent(cotangent, primal):
 
 # Python numbers, and NumPy float64 scalars, which subclass float; float32
 # scalars take the general VJP, which keeps their gradients float32.
-_NUMBER_TYPES = (float, int, np.float64)
+_NUMBER_TYPES = frozenset({float, int, np.float64})
 
 
 # Values a free name may hold for the VJP for numbers to apply: the exact
@@ -182,9 +182,9 @@ def _vjp_for(compiled: CompiledVJP, args: tuple, kwargs: dict):
     numbers_vjp = compiled.numbers_vjp
     if numbers_vjp is None or kwargs or len(args) != len(compiled.params):
         return compiled.vjp
-    for arg in args:
-        if type(arg) not in _NUMBER_TYPES:
-            return compiled.vjp
+    # One set operation in C checks every argument's type.
+    if not _NUMBER_TYPES.issuperset(map(type, args)):
+        return compiled.vjp
     for holder, key in compiled.numbers_guard:
         # A global or closure variable may have been rebound to an array.
         try:
@@ -209,6 +209,10 @@ def _value_and_gradient_of_numbers(compiled: CompiledVJP, args: tuple):
     if compiled.zero_derivatives:
         _warn_zero_derivatives(compiled, dict(zip(compiled.params, args, strict=True)))
     cotangents = pullback_of_f(seed)
+    if int not in map(type, args):
+        # No int argument, whose gradient would be None: the pullback's
+        # tuple is the gradient as it is.
+        return value, cotangents[0] if len(cotangents) == 1 else cotangents
     gradient = [
         None if type(args[position]) is int else cotangent
         for position, cotangent in zip(compiled.wrt_positions, cotangents, strict=True)

@@ -101,3 +101,34 @@ def test_zero_dimensional_arguments():
     np.testing.assert_allclose(grad_x, 3.0)
     np.testing.assert_allclose(grad_y, 2.0)
 
+
+
+# The path for arguments that are all Python numbers.
+
+
+def scaled_power(x, a, n):
+    return a * x**n
+
+
+def test_numbers_int_argument_gets_none():
+    value, gradient = pullback.value_and_gradient(scaled_power)(2.0, 3.0, 2)
+    assert value == 12.0
+    assert gradient[0] == 12.0
+    assert gradient[1] == 4.0
+    assert gradient[2] is None
+
+
+def test_numbers_float_arguments_tuple():
+    value, gradient = pullback.value_and_gradient(scaled_power)(2.0, 3.0, 2.0)
+    assert value == 12.0
+    assert isinstance(gradient, tuple)
+    assert gradient[0] == 12.0
+    assert gradient[1] == 4.0
+    # d/dn a x^n = a x^n log x.
+    assert abs(gradient[2] - 12.0 * np.log(2.0)) < 1e-12
+
+
+def test_numbers_single_parameter_bare():
+    gradient = pullback.gradient(scaled_power, wrt="x")(np.float64(2.0), 3.0, 2)
+    assert gradient == 12.0
+    assert not isinstance(gradient, tuple)
