@@ -873,3 +873,50 @@ def test_checkpointed_call_of_object_given_directly():
 
     expected = (1.0 - np.tanh(x * w) ** 2) * w
     np.testing.assert_allclose(pullback_of_f(np.ones(2)), expected, rtol=1e-12)
+
+
+# Callable objects whose __call__ is a staticmethod or a classmethod.
+
+
+class StaticScale:
+    @staticmethod
+    def __call__(x):
+        return np.sin(x) * 2.0
+
+
+class ClassScale:
+    factor = 3.0
+
+    @classmethod
+    def __call__(cls, x):
+        return cls.factor * np.tanh(x)
+
+
+static_scale = StaticScale()
+class_scale = ClassScale()
+
+
+def calls_static_scale(x):
+    return np.sum(static_scale(x) ** 2)
+
+
+def calls_class_scale(x):
+    return np.sum(class_scale(x) ** 2)
+
+
+def test_static_call_of_global_object():
+    check_gradient(calls_static_scale, normal(3))
+
+
+def test_class_call_of_global_object():
+    check_gradient(calls_class_scale, normal(3))
+
+
+def test_static_call_object_given_directly():
+    x = normal(3)
+    _, pullback_of_f = pullback.value_and_pullback(StaticScale(), x)
+    np.testing.assert_allclose(pullback_of_f(np.ones(3)), 2.0 * np.cos(x), rtol=1e-12)
+
+
+def test_class_call_object_given_directly():
+    assert pullback.gradient(ClassScale())(0.5) == pytest.approx(3.0 / np.cosh(0.5) ** 2)

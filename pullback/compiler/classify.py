@@ -272,6 +272,7 @@ class Classifier:
     def call(self, statement, targets, value) -> Operation:
         callee_node = value.func
         callee = self.resolve(callee_node)
+        callee = static_call(callee) or callee
         if (isinstance(callee, types.BuiltinMethodType)
                 and isinstance(getattr(callee, "__self__", None), np.ndarray)
                 and isinstance(callee_node, gast.Attribute)):
@@ -575,6 +576,23 @@ def _registered_signature(callee, parameters) -> inspect.Signature:
     return inspect.Signature([
         inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in parameters
     ])
+
+
+def static_call(value):
+    """Return what calling `value` runs when its class's `__call__` is static, or None.
+
+    A staticmethod `__call__` is a plain function of the call's arguments,
+    and a classmethod one is bound to the class, so neither involves the
+    instance: the call is differentiated as a call of that function.
+    """
+    if isinstance(value, type | types.FunctionType | types.MethodType):
+        return None
+    call = inspect.getattr_static(type(value), "__call__", None)
+    if isinstance(call, staticmethod):
+        return call.__func__
+    if isinstance(call, classmethod):
+        return types.MethodType(call.__func__, type(value))
+    return None
 
 
 def _is_callable_object(value) -> bool:

@@ -16,7 +16,7 @@ import numpy
 from pullback.compiler import activity as activity_pass
 from pullback.compiler import emit, naming, optimize, rules
 from pullback.compiler.check import check_function
-from pullback.compiler.classify import classify
+from pullback.compiler.classify import classify, static_call
 from pullback.compiler.normalize import normalize_function
 from pullback.compiler.parse import ParsedFunction, parse_function, unwrap_function
 from pullback.compiler.reverse import Aliases, ReverseBuilder, is_arithmetic_only, name
@@ -252,6 +252,7 @@ def compile_vjp(function, wrt=None, single_use: bool = False) -> CompiledVJP:
     With `single_use`, the pullback deletes each forward value after its last
     use, so it can run only once; see `registry.single_use_vjp_of`.
     """
+    function = static_call(function) or function
     if _is_callable_object(function):
         # A layer or model differentiated directly: gradient(model)(x). The
         # class's method, bound here, as Python's call syntax looks it up,
