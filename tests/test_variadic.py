@@ -370,7 +370,8 @@ def test_starred_forwarding_of_rest():
 def test_starred_call_generated_code_reads_like_source():
     source = pullback.adjoint_source(starred_between)
     assert "product_of_arguments = _pb.joined(" in source
-    assert "_pb.starred_vjp(product_of)(product_of_arguments)" in source
+    assert "_pb.starred_vjp(product_of, at=('x, a, *ys, a', " in source
+    assert ")(product_of_arguments)" in source
 
 
 # A sequence passed starred more than once: its cotangents add item by item.
@@ -892,6 +893,21 @@ def test_starred_call_with_wrong_count_names_user_function(count, phrase):
     assert f"passes {count}" in message
     assert f"{__file__}:{line_of('# error: starred pair')}:" in message
     assert phrase in message
+    assert "_vjp" not in message
+
+
+def two_starred_pairs(xs, ys):
+    return two_parameters(*xs, *ys)  # error: two starred
+
+
+def test_two_starred_call_with_wrong_count_names_site():
+    with pytest.raises(TypeError) as info:
+        pullback.gradient(two_starred_pairs)((normal(2),), (normal(2), normal(2)))
+    message = str(info.value)
+    assert "two_parameters() takes 2 positional arguments" in message
+    assert "the arguments *xs, *ys at" in message
+    assert f"{__file__}:{line_of('# error: two starred')}:" in message
+    assert "pass 3" in message
     assert "_vjp" not in message
 
 

@@ -287,19 +287,23 @@ class _Normalizer:
             temporary = self.namer.fresh(f"{label}_arguments")
             out.append(_assign(temporary, joined, self.lineno))
             value = _name(temporary)
+            # The whole argument list, located at its first starred argument.
+            first = next(a for a in node.args if isinstance(a, gast.Starred))
+            text = ", ".join(_source(argument) for argument in node.args)
+            site = self.starred_site(first, text)
         starred = gast.Starred(value=value, ctx=gast.Load())
-        if len(node.args) == 1:
-            # Read by the reverse pass, which passes it to rt.starred_vjp.
-            starred.pb_site = site
+        # Read by the reverse pass, which passes it to rt.starred_vjp.
+        starred.pb_site = site
         return gast.copy_location(starred, node.args[0])
 
-    def starred_site(self, argument):
+    def starred_site(self, argument, text: str | None = None):
         """Return `(source, filename, line, column)` of a `*xs` argument, as a constant.
 
-        The runtime names it when xs turns out not to be a sequence.
+        The runtime names it when xs turns out not to be a sequence. `text`
+        replaces the argument's source, for a call with several arguments.
         """
         location = self.parsed.location(argument)
-        text = _source(argument)
+        text = _source(argument) if text is None else text
         fields = (text, location.filename, location.lineno, location.col)
         return gast.Tuple(elts=[gast.Constant(value=f, kind=None) for f in fields],
                           ctx=gast.Load())

@@ -8,6 +8,7 @@ the positions of the arguments at a call.
 
 from __future__ import annotations
 
+import ast
 import inspect
 
 from pullback.runtime import registry
@@ -141,16 +142,22 @@ def _mismatch(function, values, kwargs: dict, site) -> TypeError | None:
         takes = str(required)
     else:
         takes = f"from {required} to {len(positional)}"
-    source = "a starred argument"
+    source, fills, passes = "a starred argument", "fills", "passes"
+    advice = "pass a sequence with as many items"
     if site is not None:
         text, filename, line, column = site
         source = f"the starred argument {text} at {filename}:{line}:{column}"
+        if len(ast.parse(f"f({text})", mode="eval").body.args) > 1:
+            # A call such as f(*a, *b) is named by its whole argument list.
+            source = f"the arguments {text} at {filename}:{line}:{column}"
+            fills, passes = "fill", "pass"
+            advice = "pass sequences with as many items in all"
     if "multiple values" in reason:
         return TypeError(
-            f"{name}() got {reason}: {source} fills it by "
+            f"{name}() got {reason}: {source} {fills} it by "
             "position and the call also passes it by keyword; pass it one way"
         )
     return TypeError(
-        f"{name}() takes {takes} positional arguments, but {source} passes "
-        f"{len(values)} ({reason}); pass a sequence with as many items"
+        f"{name}() takes {takes} positional arguments, but {source} {passes} "
+        f"{len(values)} ({reason}); {advice}"
     )
