@@ -920,3 +920,30 @@ def test_static_call_object_given_directly():
 
 def test_class_call_object_given_directly():
     assert pullback.gradient(ClassScale())(0.5) == pytest.approx(3.0 / np.cosh(0.5) ** 2)
+
+
+class CastingActivation:
+    def __init__(self, function, dtype):
+        self.function = function
+        self.dtype = dtype
+
+    def __call__(self, x):
+        return self.function(x, dtype=self.dtype)
+
+
+def calls_casting_activation(activation, x):
+    return np.sum(activation(x) * x)
+
+
+@pytest.mark.parametrize("ufunc", [np.exp, np.tanh])
+def test_ufunc_value_with_dtype_keyword(ufunc):
+    check_gradient(calls_casting_activation, CastingActivation(ufunc, np.float64),
+                   normal(3), wrt=1)
+
+
+def test_ufunc_value_with_float32_dtype():
+    x = normal(3)
+    activation = CastingActivation(np.exp, np.float32)
+    x_bar = pullback.gradient(calls_casting_activation, wrt=1)(activation, x)
+    assert x_bar.dtype == np.float64
+    np.testing.assert_allclose(x_bar, np.exp(x) * (1.0 + x), rtol=1e-6)

@@ -369,10 +369,11 @@ def _ufunc_wrapper(ufunc) -> types.FunctionType:
     parameters = ", ".join(["x"] if ufunc.nin == 1 else
                            [f"x{i + 1}" for i in range(ufunc.nin)])
     filename = f"<pullback wrapper of numpy.{ufunc.__name__}>"
-    # NOTE: the wrapper takes the operands only. A call through a variable
-    # with a keyword such as `dtype=` raises TypeError, so call the ufunc by name.
-    text = (f"def {ufunc.__name__}({parameters}):\n"
-            f"    return numpy.{ufunc.__name__}({parameters})\n")
+    # NOTE: the wrapper takes the operands and `dtype=` only. A call through a
+    # variable with another keyword (`out=`, `where=`) raises TypeError, so
+    # call the ufunc by name there.
+    text = (f"def {ufunc.__name__}({parameters}, *, dtype=None):\n"
+            f"    return numpy.{ufunc.__name__}({parameters}, dtype=dtype)\n")
     linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
     namespace = {"numpy": numpy}
     exec(compile(text, filename, "exec"), namespace)  # noqa: S102
