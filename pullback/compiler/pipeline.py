@@ -281,7 +281,10 @@ def compile_vjp(function, wrt=None, single_use: bool = False) -> CompiledVJP:
     if isinstance(function, numpy.ufunc) and (
             rule is not None or _has_no_derivative(function)):
         # A ufunc passed as a value, as in Dense(3, 2, np.tanh): its rule, or
-        # its zero derivative (np.floor), applies through a wrapper.
+        # its zero derivative (np.floor), applies through a wrapper. By
+        # default only its operands are differentiated, not `dtype`.
+        if wrt is None:
+            wrt = tuple(range(function.nin))
         function = _ufunc_wrapper(function)
     elif rule is not None:
         # NOTE: only ufuncs, whose parameters are uniform, get a wrapper.
