@@ -179,21 +179,26 @@ _GUARD_BASES = (int, float, complex, np.number)
 
 def _vjp_for(compiled: CompiledVJP, args: tuple, kwargs: dict):
     """Pick the VJP for numbers when every argument is a Python number."""
-    numbers_vjp = compiled.numbers_vjp
-    if numbers_vjp is None or kwargs or len(args) != len(compiled.params):
-        return compiled.vjp
+    if compiled.numbers_vjp is not None and _takes_numbers(compiled, args, kwargs):
+        return compiled.numbers_vjp
+    return compiled.vjp
+
+
+def _takes_numbers(compiled: CompiledVJP, args: tuple, kwargs: dict) -> bool:
+    """Return whether the VJP for numbers applies to these arguments."""
     # One set operation in C checks every argument's type.
-    if not _NUMBER_TYPES.issuperset(map(type, args)):
-        return compiled.vjp
+    if (kwargs or len(args) != len(compiled.params)
+            or not _NUMBER_TYPES.issuperset(map(type, args))):
+        return False
     for holder, key in compiled.numbers_guard:
         # A global or closure variable may have been rebound to an array.
         try:
             value = holder.cell_contents if key is None else holder[key]
         except (KeyError, ValueError):  # Deleted since, or an empty cell.
-            return compiled.vjp
+            return False
         if type(value) not in _GUARD_TYPES and not isinstance(value, _GUARD_BASES):
-            return compiled.vjp
-    return numbers_vjp
+            return False
+    return True
 
 
 def _value_and_gradient_of_numbers(compiled: CompiledVJP, args: tuple):
@@ -390,11 +395,9 @@ def value_and_gradient(f: Callable, wrt: Wrt = None) -> Callable:
     @functools.wraps(f)
     def value_and_gradient_of_f(*args, **kwargs):
         compiled = cached.get()
-        vjp = compiled.vjp if compiled.numbers_vjp is None else _vjp_for(
-            compiled, args, kwargs)
-        if vjp is compiled.numbers_vjp:
+        if compiled.numbers_vjp is not None and _takes_numbers(compiled, args, kwargs):
             return _value_and_gradient_of_numbers(compiled, args)
-        value, pullback_of_f = vjp(*args, **kwargs)
+        value, pullback_of_f = compiled.vjp(*args, **kwargs)
         seed = _SEEDS.get(type(value))
         if seed is None:
             seed = _scalar_seed(compiled.function, value)
