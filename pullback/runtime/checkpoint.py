@@ -27,8 +27,8 @@ def run_checkpointed(function, *args, **kwargs):
     is freed after its last use, where the function as written keeps them
     all until it returns. The record is what `recompute` needs later: the
     state of each NumPy random generator the arguments reach, and the
-    value's fingerprint, which stands in for the value so the caller need
-    not keep it.
+    value's fingerprint, which replaces the value so the caller need not
+    keep it.
     """
     states = generator_states(*args, **kwargs)
     value, _ = primal_of(checkpointed_target(function) or function)(*args, **kwargs)

@@ -32,7 +32,7 @@ _compiler_hook: Callable | None = None
 
 
 def set_compiler_hook(hook: Callable) -> None:
-    """Install `hook(function, wrt, single_use=False, primal=False)`, which compiles.
+    """Install `hook(function, wrt, single_use=False, primal=False)` as the compiler.
 
     The hook returns an object with the VJP as `vjp` and an `is_current()`
     method that returns whether the VJP still matches the function's globals.
