@@ -353,6 +353,10 @@ def _relu_share(cotangent, a, half, zero):
     """
     share = np.heaviside(a, half)
     np.fmax(share, zero, out=share)
+    if cotangent.strides != share.strides:
+        # `cotangent * wins` in `_share` gets its memory layout from both
+        # operands, and a later reduction's sums follow that layout.
+        return np.multiply(cotangent, share)
     return np.multiply(cotangent, share, out=share)
 
 
@@ -371,7 +375,18 @@ def _share(cotangent, wins, ties, overwrite: bool):
     has_ties = np.count_nonzero(ties) if type(ties) is np.ndarray else ties
     if not has_ties:
         return multiply_into(cotangent, wins) if overwrite else cotangent * wins
-    return cotangent * wins + (0.5 * cotangent) * ties
+    # Tied elements get half the cotangent in place of the masked product.
+    # A sum of the two products would be NaN wherever the cotangent is
+    # infinite, because inf * 0 is NaN.
+    shared = cotangent * wins
+    half = 0.5 * cotangent
+    if type(shared) is not np.ndarray:
+        return half * ties if ties else shared
+    if shared.dtype != np.result_type(half):
+        # An integer cotangent, whose half is floating.
+        return np.where(ties, half, shared)
+    np.copyto(shared, half, where=ties)
+    return shared
 
 
 # Below this size a new array costs less than the checks and the `out=`
