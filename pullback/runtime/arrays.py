@@ -164,7 +164,7 @@ def unreduce(cotangent, primal, axis=None, keepdims=False):
     The result is a read-only broadcast view when no cast is needed, except
     for a full reduction of a small array, which fills a new array.
     """
-    if axis is None and type(primal) is np.ndarray:
+    if axis is None and not keepdims and type(primal) is np.ndarray:
         return _spread(cotangent, primal)
     expanded = expand_reduced(cotangent, primal, axis, keepdims)
     spread = np.broadcast_to(expanded, _shape(primal))
@@ -173,7 +173,7 @@ def unreduce(cotangent, primal, axis=None, keepdims=False):
 
 def mean_adjoint(cotangent, primal, axis=None, keepdims=False):
     """Spread the cotangent of a mean over `axis` back to `primal`'s shape."""
-    if axis is None and type(primal) is np.ndarray:
+    if axis is None and not keepdims and type(primal) is np.ndarray:
         return _spread(cotangent / primal.size, primal)
     return unreduce(cotangent, primal, axis, keepdims) / reduced_count(primal, axis)
 
@@ -212,7 +212,11 @@ def mean_adjoint_times(cotangent, primal, other, factor=1):
 
 
 def _spread(value, primal: np.ndarray) -> np.ndarray:
-    """Return the scalar `value` at every element of `primal`, in its dtype."""
+    """Return the scalar `value` at every element of `primal`, in its dtype.
+
+    `value` must be a scalar or a 0-d array: a full reduction with keepdims
+    gives a cotangent with one element per axis, which `fill` rejects.
+    """
     if primal.size < _VIEW_MIN_ELEMENTS:
         # empty and fill cost half of np.full, which is written in Python.
         spread = np.empty(primal.shape, primal.dtype)

@@ -345,3 +345,31 @@ def test_mean_adjoint_times_general_cases(case, seed, primal, other):
     assert type(product) is type(expected), case
     assert np.result_type(product) == np.result_type(expected), case
     np.testing.assert_array_equal(product, expected, err_msg=case)
+
+
+# A full reduction with keepdims=True gives a cotangent with one element per
+# axis, which the filled-array path of small arrays cannot take.
+
+
+def sum_kept(d):
+    return np.sum(np.sum(d ** 2, keepdims=True))
+
+
+def mean_kept(d):
+    return np.sum(d.mean(axis=None, keepdims=True) * 3.0)
+
+
+@pytest.mark.parametrize("function", [sum_kept, mean_kept])
+@pytest.mark.parametrize("shape", [(3, 4), (5,)])
+def test_full_reduction_keepdims_gradient(function, shape):
+    check_gradient(function, rng.standard_normal(shape))
+
+
+def test_full_mean_keepdims_pullback():
+    value, pullback_of_mean = pullback.value_and_pullback(
+        lambda d: np.mean(d, keepdims=True), np.ones((2, 3)))
+
+    gradient = pullback_of_mean(np.full((1, 1), 6.0))
+
+    assert value.shape == (1, 1)
+    np.testing.assert_array_equal(gradient, np.ones((2, 3)))
