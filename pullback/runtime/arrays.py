@@ -164,7 +164,7 @@ def unreduce(cotangent, primal, axis=None, keepdims=False):
     The result is a read-only broadcast view when no cast is needed, except
     for a full reduction of a small array, which fills a new array.
     """
-    if axis is None and type(primal) is np.ndarray:
+    if axis is None and not keepdims and type(primal) is np.ndarray:
         return _spread(cotangent, primal)
     expanded = expand_reduced(cotangent, primal, axis, keepdims)
     spread = np.broadcast_to(expanded, _shape(primal))
@@ -173,7 +173,7 @@ def unreduce(cotangent, primal, axis=None, keepdims=False):
 
 def mean_adjoint(cotangent, primal, axis=None, keepdims=False):
     """Spread the cotangent of a mean over `axis` back to `primal`'s shape."""
-    if axis is None and type(primal) is np.ndarray:
+    if axis is None and not keepdims and type(primal) is np.ndarray:
         return _spread(cotangent / primal.size, primal)
     return unreduce(cotangent, primal, axis, keepdims) / reduced_count(primal, axis)
 
@@ -212,7 +212,11 @@ def mean_adjoint_times(cotangent, primal, other, factor=1):
 
 
 def _spread(value, primal: np.ndarray) -> np.ndarray:
-    """Return the scalar `value` at every element of `primal`, in its dtype."""
+    """Return the scalar `value` at every element of `primal`, in its dtype.
+
+    `value` must be a scalar or a 0-d array: a full reduction with keepdims
+    gives a cotangent with one element per axis, which `fill` rejects.
+    """
     if primal.size < _VIEW_MIN_ELEMENTS:
         # empty and fill cost half of np.full, which is written in Python.
         spread = np.empty(primal.shape, primal.dtype)
@@ -353,6 +357,10 @@ def _relu_share(cotangent, a, half, zero):
     """
     share = np.heaviside(a, half)
     np.fmax(share, zero, out=share)
+    if cotangent.strides != share.strides:
+        # `cotangent * wins` in `_share` gets its memory layout from both
+        # operands, and a later reduction's sums follow that layout.
+        return np.multiply(cotangent, share)
     return np.multiply(cotangent, share, out=share)
 
 
@@ -371,7 +379,18 @@ def _share(cotangent, wins, ties, overwrite: bool):
     has_ties = np.count_nonzero(ties) if type(ties) is np.ndarray else ties
     if not has_ties:
         return multiply_into(cotangent, wins) if overwrite else cotangent * wins
-    return cotangent * wins + (0.5 * cotangent) * ties
+    # Tied elements get half the cotangent in place of the masked product.
+    # A sum of the two products would be NaN wherever the cotangent is
+    # infinite, because inf * 0 is NaN.
+    shared = cotangent * wins
+    half = 0.5 * cotangent
+    if type(shared) is not np.ndarray:
+        return half * ties if ties else shared
+    if shared.dtype != np.result_type(half):
+        # An integer cotangent, whose half is floating.
+        return np.where(ties, half, shared)
+    np.copyto(shared, half, where=ties)
+    return shared
 
 
 # Below this size a new array costs less than the checks and the `out=`

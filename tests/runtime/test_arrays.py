@@ -115,6 +115,71 @@ def test_maximum_share_general_cases(case, cotangent, a, b):
     assert np.result_type(share) == np.result_type(expected), case
 
 
+@pytest.mark.parametrize("size", [3, 300])
+def test_relu_share_infinite_cotangent(size):
+    # With a tie present, an infinite cotangent must still pass through where
+    # `a` wins and be halved where it ties. Only where `a` loses is it inf * 0.
+    a = np.tile([1.0, 0.0, -1.0], size // 3)
+    cotangent = np.full(a.shape, np.inf)
+
+    with np.errstate(invalid="ignore"):
+        share = rt.maximum_share(cotangent, a, 0.0)
+        general = rt.maximum_share(cotangent, a, np.zeros_like(a))
+        smaller = rt.minimum_share(cotangent, -a, 0.0)
+
+    np.testing.assert_array_equal(share[:3], [np.inf, np.inf, np.nan])
+    assert_same_bits(share, general)
+    assert_same_bits(smaller, share)
+
+
+def test_relu_share_integer_cotangent_at_ties():
+    share = rt.maximum_share(np.array([2, 2, 2]), np.array([-1.0, 0.0, 1.0]), 0.0)
+
+    assert share.dtype == np.float64
+    np.testing.assert_array_equal(share, [0.0, 1.0, 2.0])
+
+
+def test_relu_share_scalar_at_tie():
+    share = rt.maximum_share(np.float32(2.0), np.float32(0.0), 0.0)
+
+    assert type(share) is np.float32
+    assert share == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relu_share_layout_matches_general(dtype):
+    # A Fortran-ordered `a` with a C-ordered cotangent: the share must have
+    # the general path's layout, so that summing it over rows adds the same
+    # numbers in the same order.
+    a = np.asfortranarray(rng.standard_normal((20, 12))).astype(dtype, order="F")
+    a[0, :3] = 0.0
+    cotangent = rng.standard_normal((20, 12)).astype(dtype)
+
+    fast = rt.maximum_share(cotangent, a, 0.0)
+    general = rt.maximum_share(cotangent, a, np.zeros_like(a))
+
+    assert fast.strides == general.strides
+    assert_same_bits(np.add.reduce(fast, 0), np.add.reduce(general, 0))
+
+
+def relu_layer_transposed(x, b, y):
+    return np.sum(np.maximum(x.T + b, 0.0) * y)
+
+
+def test_relu_layer_transposed_bias_bits():
+    # x.T + b is Fortran-ordered and has 240 elements, so the ReLU takes the
+    # heaviside path. The bias gradient must have the bits of the comparison
+    # path's share summed over rows.
+    x, b, y = rng.standard_normal((12, 20)), rng.standard_normal(12), rng.standard_normal((20, 12))
+
+    _, b_bar, _ = pullback.gradient(relu_layer_transposed)(x, b, y)
+    z = x.T + b
+    general = rt.maximum_share(y, z, np.zeros_like(z))
+
+    assert_same_bits(b_bar, np.add.reduce(general, 0))
+    check_gradient(relu_layer_transposed, x, b, y)
+
+
 def small_relu_layer(w, b, x):
     return np.sum(np.maximum(x @ w + b, 0.0) ** 2)
 
@@ -281,3 +346,31 @@ def test_mean_adjoint_times_general_cases(case, seed, primal, other):
     assert type(product) is type(expected), case
     assert np.result_type(product) == np.result_type(expected), case
     np.testing.assert_array_equal(product, expected, err_msg=case)
+
+
+# A full reduction with keepdims=True gives a cotangent with one element per
+# axis, which the filled-array path of small arrays cannot take.
+
+
+def sum_kept(d):
+    return np.sum(np.sum(d ** 2, keepdims=True))
+
+
+def mean_kept(d):
+    return np.sum(d.mean(axis=None, keepdims=True) * 3.0)
+
+
+@pytest.mark.parametrize("function", [sum_kept, mean_kept])
+@pytest.mark.parametrize("shape", [(3, 4), (5,)])
+def test_full_reduction_keepdims_gradient(function, shape):
+    check_gradient(function, rng.standard_normal(shape))
+
+
+def test_full_mean_keepdims_pullback():
+    value, pullback_of_mean = pullback.value_and_pullback(
+        lambda d: np.mean(d, keepdims=True), np.ones((2, 3)))
+
+    gradient = pullback_of_mean(np.full((1, 1), 6.0))
+
+    assert value.shape == (1, 1)
+    np.testing.assert_array_equal(gradient, np.ones((2, 3)))
