@@ -139,7 +139,7 @@ def _finish_cotangent(cotangent, primal):
     A cotangent may be a read-only broadcast view (the adjoint of a sum), which
     is copied so the caller owns an ordinary array.
     """
-    if type(primal) is float and type(cotangent) is not np.ndarray:
+    if type(primal) is float and type(cotangent) is float:
         return cotangent  # The common case of a number: nothing to adjust.
     if (
         type(cotangent) is np.ndarray
@@ -163,6 +163,11 @@ def _finish_cotangent(cotangent, primal):
             cotangent = np.array(cotangent)
         if cotangent.ndim == 0 and type(primal) is not np.ndarray:
             cotangent = cotangent[()]
+    if (isinstance(primal, float) and isinstance(cotangent, np.floating)
+            and type(cotangent) is not np.float64):
+        # A Python float or float64 computed with float32 arrays gets a
+        # float32 cotangent. Its gradient keeps the parameter's precision.
+        return type(primal)(cotangent)
     return cotangent
 
 

@@ -132,3 +132,22 @@ def test_numbers_single_parameter_bare():
     gradient = pullback.gradient(scaled_power, wrt="x")(np.float64(2.0), 3.0, 2)
     assert gradient == 12.0
     assert not isinstance(gradient, tuple)
+
+
+def float32_scaled_sum(w, s):
+    return np.sum(w * s) + s
+
+
+def test_python_float_gradient_with_float32_array():
+    w = np.array([0.5, -1.5, 2.0], dtype=np.float32)
+    w_bar, s_bar = pullback.gradient(float32_scaled_sum)(w, 2.0)
+    assert w_bar.dtype == np.float32
+    assert type(s_bar) is float
+    assert s_bar == float(np.sum(w)) + 1.0
+
+
+def test_float64_scalar_gradient_with_float32_array():
+    w = np.array([0.5, -1.5, 2.0], dtype=np.float32)
+    _, s_bar = pullback.gradient(float32_scaled_sum)(w, np.float64(2.0))
+    assert type(s_bar) is np.float64
+    assert s_bar == float(np.sum(w)) + 1.0
