@@ -642,6 +642,47 @@ def test_augmented_add_to_alias_rejected():
     assert "copy" in str(info.value)
 
 
+def item_write_to_alias(x):
+    y = x * 2.0
+    w = y
+    y[0] = 5.0
+    return np.sum(w * x)
+
+
+def append_to_alias(x):
+    items = [x]
+    kept = items
+    items.append(x * 2.0)
+    return np.sum(kept[0]) + len(kept)
+
+
+def item_write_after_copy(x):
+    y = x * 2.0
+    w = y.copy()
+    y[0] = 5.0
+    return np.sum(w * x) + np.sum(y * x)
+
+
+@pytest.mark.parametrize("function, write", [
+    (item_write_to_alias, "y[...] = ..."),
+    (append_to_alias, "items.append(...)"),
+])
+def test_write_into_alias_rejected(function, write):
+    # Plain Python's write changes the object both names hold; differentiated
+    # code would make a new value for one name only.
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(function)(normal(3))
+    assert info.value.location.lineno == function.__code__.co_firstlineno + 3
+    message = str(info.value)
+    assert f"{write} changes" in message
+    assert "names the same value" in message
+    assert ".copy()" in message
+
+
+def test_item_write_after_copy_differences():
+    check_gradient(item_write_after_copy, normal(3))
+
+
 def test_constructing_object_rejected():
     with pytest.raises(DifferentiationError) as info:
         pullback.gradient(construct_object)(normal(2, 3), normal(2), normal(3))

@@ -640,6 +640,8 @@ class _Normalizer:
                 "hint: read the container into a variable, assign its item, "
                 "and store it back",
             )
+        name = target.value.id
+        self.check_no_alias_write(name, f"{name}[...] = ...", target, env)
         stored = self.atom(value, env, out)
         container = self.read(env, target.value)
         index = self.index(target.slice, env, out)
@@ -659,6 +661,8 @@ class _Normalizer:
                 and callee.value.id in env
                 and len(call.args) == 1 and not call.keywords):
             return False
+        name = callee.value.id
+        self.check_no_alias_write(name, f"{name}.{callee.attr}(...)", call, env)
         items = self.read(env, callee.value)
         value = self.atom(call.args[0], env, out)
         helper = "appended" if callee.attr == "append" else "extended"
@@ -819,22 +823,45 @@ class _Normalizer:
         and so the gradient, would differ.
         """
         target = node.target.id
-        version = env.get(target)
-        group = self.alias_groups.get(version)
-        if group is None:
+        other = self.alias_of(target, env)
+        if other is None:
             return
+        symbol = _AUGMENTED_SYMBOLS.get(type(node.op).__name__, "op=")
+        raise DifferentiationError(
+            f"{target} {symbol} ... changes {target} in place, and {other} names "
+            "the same value, which an array would change too",
+            self.parsed.location(node),
+            f"hint: write {target} = {target} {symbol[:-1]} ... to rebind "
+            f"{target} alone, or copy it first with {target} = {other}.copy()",
+        )
+
+    def check_no_alias_write(self, target: str, what: str, node, env: dict) -> None:
+        """Reject a write into y's items where another variable names y's value.
+
+        After `z = y`, plain Python's `y[i] = v` or `y.append(v)` changes
+        the object z names too, while differentiated code makes a new value
+        for y alone: the values, and so the gradient, would differ.
+        """
+        other = self.alias_of(target, env)
+        if other is None:
+            return
+        raise DifferentiationError(
+            f"{what} changes {target} in place, and {other} names the same "
+            "value, which plain Python would change too",
+            self.parsed.location(node),
+            f"hint: copy it first with {target} = {other}.copy(), so the two "
+            "names hold separate values",
+        )
+
+    def alias_of(self, target: str, env: dict) -> str | None:
+        """Return another variable that names the same value as `target`, or None."""
+        group = self.alias_groups.get(env.get(target))
+        if group is None:
+            return None
         for other, other_version in env.items():
             if other != target and self.alias_groups.get(other_version) == group:
-                raise DifferentiationError(
-                    f"{target} {_AUGMENTED_SYMBOLS.get(type(node.op).__name__, 'op=')} "
-                    f"... changes {target} in place, and {other} names the same "
-                    f"value, which an array would change too",
-                    self.parsed.location(node),
-                    f"hint: write {target} = {target} "
-                    f"{_AUGMENTED_SYMBOLS.get(type(node.op).__name__, 'op=')[:-1]} ... to "
-                    f"rebind {target} alone, or copy it first with {target} = "
-                    f"{other}.copy()",
-                )
+                return other
+        return None
 
     def assign_key(self, key: str, value, env: dict, out: list) -> None:
         operation = self.operation(value, env, out)
