@@ -6,19 +6,21 @@ has those names as free variables. The factory never runs: the VJP function is
 built from that code object with the user's own globals and closure cells, so
 it reads later changes to either, exactly as the user's function does.
 
-The compiled text is written to a file in a cache folder and registered in
-`linecache` under that file's name, so tracebacks and `pdb` show generated
-lines.
+The compiled text is written to a file in a per-user cache folder and
+registered in `linecache` under that file's name, so tracebacks and `pdb`
+show generated lines.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import linecache
 import logging
 import os
 import re
+import stat
 import tempfile
 import types
 
@@ -79,13 +81,65 @@ def to_source(node) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The cache folder keeps at most this many files; the oldest go first.
+_MAX_CACHED_FILES = 4096
+
+# Empty until the first build of this process checks the folder. Then it
+# holds that folder, or None when no safe folder is available.
+_checked_folder: list[str | None] = []
+
+
 def _cache_folder() -> str | None:
-    folder = os.path.join(tempfile.gettempdir(), "pullback-generated")
+    """Return this user's folder for generated files, or None if it is unsafe.
+
+    The folder is private to the user (mode 0700), so no other user can put
+    a file or symbolic link where pullback writes. It is checked, and pruned
+    to `_MAX_CACHED_FILES`, once per process.
+    """
+    if _checked_folder:
+        return _checked_folder[0]
+    owner = os.getuid() if hasattr(os, "getuid") else None
+    name = "pullback-generated" if owner is None else f"pullback-generated-{owner}"
+    folder = os.path.join(tempfile.gettempdir(), name)
     try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError:
-        return None
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if not _is_private(folder, owner):
+            logger.debug("not writing generated source: %s is not private", folder)
+            folder = None
+        else:
+            _prune(folder)
+    except OSError as error:
+        logger.debug("no folder for generated source: %s", error)
+        folder = None
+    _checked_folder.append(folder)
     return folder
+
+
+def _is_private(folder: str, owner: int | None) -> bool:
+    status = os.lstat(folder)
+    if not stat.S_ISDIR(status.st_mode):
+        return False  # A symbolic link or a file in the folder's place.
+    if owner is None:  # Windows, where the temporary folder is usually per user.
+        return True
+    return status.st_uid == owner and not status.st_mode & 0o077
+
+
+def _prune(folder: str) -> None:
+    """Delete the oldest generated files beyond `_MAX_CACHED_FILES`."""
+    entries = [entry for entry in os.scandir(folder) if entry.name.endswith(".py")]
+    if len(entries) <= _MAX_CACHED_FILES:
+        return
+    entries.sort(key=_modified_time)
+    for entry in entries[:len(entries) - _MAX_CACHED_FILES // 2]:
+        with contextlib.suppress(OSError):  # Another process removed it first.
+            os.unlink(entry.path)
+
+
+def _modified_time(entry: os.DirEntry) -> float:
+    try:
+        return entry.stat().st_mtime
+    except OSError:
+        return 0.0  # Removed by another process: first in line anyway.
 
 
 def _filename(source: str, label: str) -> str:
@@ -97,12 +151,26 @@ def _filename(source: str, label: str) -> str:
     path = os.path.join(folder, f"{stem}_{digest}.py")
     try:
         if not os.path.exists(path):
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write(source)
+            _write_new(folder, path, source)
     except OSError as error:
         logger.debug("could not write generated source to %s: %s", path, error)
         return f"<pullback {stem} {digest}>"
     return path
+
+
+def _write_new(folder: str, path: str, source: str) -> None:
+    """Write `source` to `path` whole: through a new file, renamed into place.
+
+    Another process writing the same file at once renames the same text.
+    """
+    handle, temporary = tempfile.mkstemp(suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(source)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
 
 
 def build_function(
