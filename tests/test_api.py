@@ -151,3 +151,25 @@ def test_float64_scalar_gradient_with_float32_array():
     _, s_bar = pullback.gradient(float32_scaled_sum)(w, np.float64(2.0))
     assert type(s_bar) is np.float64
     assert s_bar == float(np.sum(w)) + 1.0
+
+
+def matrix_tanh(w, x):
+    return np.sum(np.tanh(x @ w))
+
+
+def matrix_product_ufunc(w, x):
+    return np.sum(np.matmul(x, w))
+
+
+def scalar_sine(x, y):
+    return x * np.sin(y)
+
+
+def test_matrix_product_has_no_numbers_vjp():
+    # Python numbers support neither @ nor np.matmul.
+    for function in (matrix_tanh, matrix_product_ufunc):
+        assert "_vjp_for_numbers" not in pullback.adjoint_source(function)
+
+
+def test_scalar_code_has_numbers_vjp():
+    assert "def scalar_sine_vjp_for_numbers(x, y):" in pullback.adjoint_source(scalar_sine)

@@ -263,3 +263,20 @@ def test_console_script_runs(project):
     )
     assert result.returncode == 0, result.stderr
     assert "def f_vjp(x, y):" in result.stdout
+
+
+def readme_block_after(marker: str) -> str:
+    """Return the first fenced code block after `marker` in the README."""
+    text = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    after = text[text.index(marker):]
+    start = after.index("```python\n") + len("```python\n")
+    return after[start:after.index("```", start)]
+
+
+def test_readme_dump_example_matches_output(tmp_path):
+    model = readme_block_after("Given `model.py`:")
+    (tmp_path / "model.py").write_text(model, encoding="utf-8")
+    result = run_pullback("dump", "model.py:predict", "--wrt", "w", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    expected = readme_block_after("`pullback dump model.py:predict --wrt w` prints:")
+    assert result.stdout == expected

@@ -210,25 +210,29 @@ def ufunc(function, **adjoints: str) -> Rule:
         rejected_keywords=("out", "where"),
         **adjoints,
     )
-    rule = dataclasses.replace(rule, arithmetic=True)
+    # A generalized ufunc such as np.matmul takes arrays only, so it never
+    # runs in the VJP for numbers.
+    rule = dataclasses.replace(rule, arithmetic=function.signature is None)
     FUNCTION_RULES[function] = rule
     return rule
 
 
 def operator(
-    op_name: str, signature: str, *, broadcasting: bool | None = None, **adjoints: str
+    op_name: str, signature: str, *, broadcasting: bool | None = None,
+    arithmetic: bool = True, **adjoints: str
 ) -> Rule:
     """Register a Python operator by its gast class name ("Add", "USub").
 
     Binary operators broadcast unless `broadcasting=False` declares that their
-    templates already return each operand's shape.
+    templates already return each operand's shape. `arithmetic=False` marks
+    an operator that Python numbers do not support, such as `@`.
     """
     params = parse_signature(signature)
     _check_templates(op_name, params, adjoints)
     if broadcasting is None:
         broadcasting = len(params) > 1
     rule = Rule(f"operator {op_name}", params, adjoints, broadcasting=broadcasting,
-                arithmetic=True)
+                arithmetic=arithmetic)
     OPERATOR_RULES[op_name] = rule
     return rule
 

@@ -14,7 +14,7 @@ operator("Pow",     "x, y", x="g * y * x ** (y - 1)",
                             y="rt.exponent_adjoint(g, ans, x)")
 operator("Mod",     "x, y", x="g",                 y="-g * np.floor_divide(x, y)")
 # The matmul helpers unbroadcast stacked operands themselves.
-operator("MatMult", "x, y", broadcasting=False,
+operator("MatMult", "x, y", broadcasting=False, arithmetic=False,
                             x="rt.matmul_adjoint_lhs(g, x, y)",
                             y="rt.matmul_adjoint_rhs(g, x, y)")
 operator("USub",    "x",    x="-g")
