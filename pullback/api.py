@@ -444,6 +444,15 @@ def _check_cotangent(function, cotangent, value, path: str = "the result"):
             for i, (c, v) in enumerate(zip(cotangent, value, strict=True))
         ]
         return type(value)(checked)
+    if isinstance(value, dict):
+        if not isinstance(cotangent, dict) or cotangent.keys() != value.keys():
+            raise CotangentError(
+                f"the cotangent of {path} of {name} must be a dict with the "
+                f"keys {_key_list(value)}, like the result, but got "
+                f"{_describe_keys(cotangent)}"
+            )
+        return {key: _check_cotangent(function, cotangent[key], item, f"{path}[{key!r}]")
+                for key, item in value.items()}
     if cotangent is None:
         return runtime.zeros_like(value)
     if np.shape(cotangent) != np.shape(value):
@@ -456,6 +465,16 @@ def _check_cotangent(function, cotangent, value, path: str = "the result"):
         dtype = value.dtype if value.dtype.kind in "fc" else np.float64
         return np.asarray(cotangent, dtype=dtype)
     return cotangent
+
+
+def _describe_keys(value) -> str:
+    if isinstance(value, dict):
+        return f"a dict with the keys {_key_list(value)}"
+    return _describe(value)
+
+
+def _key_list(mapping: dict) -> str:
+    return ", ".join(sorted(map(repr, mapping))) or "(none)"
 
 
 def value_and_pullback(f: Callable, *args, wrt: Wrt = None, **kwargs):

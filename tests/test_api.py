@@ -7,9 +7,11 @@ memory, the parameter's float dtype.
 """
 
 import numpy as np
+import pytest
 from gradcheck import check_gradient
 
 import pullback
+from pullback.errors import CotangentError
 
 rng = np.random.default_rng(13)
 
@@ -173,3 +175,23 @@ def test_matrix_product_has_no_numbers_vjp():
 
 def test_scalar_code_has_numbers_vjp():
     assert "def scalar_sine_vjp_for_numbers(x, y):" in pullback.adjoint_source(scalar_sine)
+
+
+def pair_with_dict(x):
+    return (2.0 * x, {"a": x * x})
+
+
+def test_dict_cotangent_with_extra_key_rejected():
+    _, pullback_of_f = pullback.value_and_pullback(pair_with_dict, 3.0)
+    with pytest.raises(CotangentError) as info:
+        pullback_of_f((1.0, {"a": 1.0, "b": 2.0}))
+    message = str(info.value)
+    assert "result[1]" in message
+    assert "the keys 'a', like the result" in message
+    assert "'a', 'b'" in message
+
+
+def test_dict_cotangent_items():
+    _, pullback_of_f = pullback.value_and_pullback(pair_with_dict, 3.0)
+    assert pullback_of_f((1.0, {"a": 1.0})) == pytest.approx(8.0)
+    assert pullback_of_f((0.0, {"a": None})) == pytest.approx(0.0)
