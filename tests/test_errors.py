@@ -849,3 +849,29 @@ def test_partial_call_names_wrapped_function():
     assert info.value.location.lineno == lineno
     assert "functools.partial(numpy.multiply, ...)" in str(info.value)
     assert "call numpy.multiply directly" in str(info.value)
+
+
+def unique_of_square(x):
+    return np.sum(np.unique(x**2))  # error: unique of square
+
+
+def unique_of_local(x):
+    doubled = x * 2.0
+    return np.sum(np.unique(doubled))
+
+
+def test_missing_rule_names_no_temporary():
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(unique_of_square)(np.ones(3))
+    message = str(info.value)
+    assert info.value.location.lineno == unique_of_square.__code__.co_firstlineno + 1
+    assert "numpy.unique has no derivative rule" in message
+    assert "depends on the differentiated parameters" in message
+    assert "x_pow_2" not in message
+    assert "derivative_of(numpy.unique)" in message
+
+
+def test_missing_rule_names_user_variable():
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(unique_of_local)(np.ones(3))
+    assert "depends on 'doubled'" in str(info.value)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-from pullback.compiler import rules
+from pullback.compiler import naming, rules
 from pullback.compiler.classify import (
     CHECKPOINT,
     EXPLICIT,
@@ -221,6 +221,18 @@ def _check_sequence_arithmetic(block: list, activity: Activity, parsed) -> None:
                 )
 
 
+def _described(names: list[str], parsed) -> str:
+    """Name the variables among `names` that the user wrote.
+
+    The others are temporaries of the normalized code, such as `x_pow_2`
+    for `x ** 2`, which the user never sees; the error's location shows the
+    expression instead.
+    """
+    written = naming.names_in(parsed.node)
+    shown = [repr(n) for n in names if n in written]
+    return ", ".join(shown) if shown else "the differentiated parameters"
+
+
 def check_unsupported(block: list, activity: Activity, parsed) -> None:
     """Raise for a call without derivative whose result needs one."""
     _check_escaping_closures(block, activity, parsed)
@@ -247,17 +259,20 @@ def check_unsupported(block: list, activity: Activity, parsed) -> None:
             inner = display_name(callee.func)
             raise DifferentiationError(
                 f"functools.partial({inner}, ...) has no derivative in differentiated "
-                f"code, and its result depends on "
-                f"{', '.join(repr(n) for n in varied_reads)}",
+                f"code, and its result depends on {_described(varied_reads, parsed)}",
                 parsed.location(operation.statement.value),
                 f"hint: call {inner} directly with all its arguments, or define a "
                 "Python function that does and call that",
             )
         name = callee if isinstance(callee, str) else display_name(callee)
         short = name.rsplit(".", 1)[-1].rstrip("()")
+        if name.startswith(("numpy.", "math.")):
+            # Library functions are named in full: `slogdet` alone is rarely
+            # in scope where the derivative is registered.
+            short = name.rstrip("()")
         raise DifferentiationError(
             f"{name} has no derivative rule, and its result depends on "
-            f"{', '.join(repr(n) for n in varied_reads)}",
+            f"{_described(varied_reads, parsed)}",
             parsed.location(operation.statement.value),
             "hint: register a derivative for it with "
             f"@pullback.derivative_of({short}), or wrap the arguments in "
