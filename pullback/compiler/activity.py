@@ -13,6 +13,7 @@ derivative (floor, comparisons, argmax) treated as if they passed it on.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import functools
 
@@ -43,6 +44,11 @@ class Activity:
     implicit_cuts: dict[str, list[tuple[int, str]]]
     # Parameters whose every path to the result was cut by explicit stops.
     explicitly_stopped: set[str]
+    # The varied and useful names when calls without a rule are taken to pass
+    # a derivative on, so a chain of them, `next(iter(xs))`, is found as a
+    # whole rather than each call looking constant to the other.
+    varied_through_unsupported: set[str] = dataclasses.field(default_factory=set)
+    useful_through_unsupported: set[str] = dataclasses.field(default_factory=set)
 
     def is_active(self, name: str) -> bool:
         return name in self.varied and name in self.useful
@@ -128,7 +134,10 @@ def analyze(block: list, params: list[str], wrt: list[str], result: str) -> Acti
             implicit_cuts[param] = cuts
         elif _reaches(block, param, result, {rules.CUT, EXPLICIT}):
             explicitly_stopped.add(param)
-    return Activity(varied, useful, implicit_cuts, explicitly_stopped)
+    through = frozenset({UNSUPPORTED})
+    return Activity(varied, useful, implicit_cuts, explicitly_stopped,
+                    varied_names(block, set(wrt), through),
+                    useful_names(block, result, through))
 
 
 def _reaches(block, param: str, result: str, through: set[str]) -> bool:
@@ -250,11 +259,20 @@ def check_unsupported(block: list, activity: Activity, parsed) -> None:
             )
         if operation.kind != NO_DERIVATIVE or operation.stop_kind != UNSUPPORTED:
             continue
-        feeds_result = any(target in activity.useful for target in operation.targets)
-        varied_reads = [n for n in operation.reads if n in activity.varied]
+        feeds_result = any(target in activity.useful_through_unsupported
+                           for target in operation.targets)
+        varied_reads = [n for n in operation.reads
+                        if n in activity.varied_through_unsupported]
         if not (feeds_result and varied_reads):
             continue
         callee = operation.callee
+        if _hashable(callee) and callee in _BUILTIN_HINTS:
+            raise DifferentiationError(
+                f"{callee.__name__}() has no derivative rule, and its result depends "
+                f"on {', '.join(repr(n) for n in varied_reads)}",
+                parsed.location(operation.statement.value),
+                f"hint: {_BUILTIN_HINTS[callee]}",
+            )
         if isinstance(callee, functools.partial):
             inner = display_name(callee.func)
             raise DifferentiationError(
@@ -278,3 +296,29 @@ def check_unsupported(block: list, activity: Activity, parsed) -> None:
             f"@pullback.derivative_of({short}), or wrap the arguments in "
             "pullback.no_derivative(...) if no derivative should flow",
         )
+
+
+# Hints for builtins that make an iterator or a container from an iterable,
+# which differentiated code does not differentiate through.
+_BUILTIN_HINTS = {
+    builtins.reversed: "index from the end, xs[::-1], or loop with "
+                       "for v in reversed(xs)",
+    builtins.iter: "index the sequence, xs[0], xs[1], instead of stepping an iterator",
+    builtins.next: "index the sequence, xs[0], xs[1], instead of stepping an iterator",
+    builtins.enumerate: "loop with for i, v in enumerate(xs), or index the sequence",
+    builtins.zip: "loop with for a, b in zip(xs, ys), or index the sequences",
+    builtins.map: "write a list comprehension, [f(v) for v in xs]",
+    builtins.filter: "write a list comprehension, [v for v in xs if condition]",
+    builtins.list: "write a list comprehension, [v for v in xs], or a display, [a, b]",
+    builtins.tuple: "write a display, (a, b), or index the sequence",
+    builtins.sorted: "sort an array with np.sort(xs), or a list you built with "
+                     "items.sort()",
+}
+
+
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True

@@ -26,12 +26,15 @@ from __future__ import annotations
 import builtins
 import copy
 import dataclasses
+import random
 
 import gast
+import numpy as np
 
 from pullback.compiler.exits import desugar_loop_exits
 from pullback.compiler.naming import Namer
 from pullback.compiler.parse import ParsedFunction
+from pullback.compiler.rules.unsupported import is_library_callable
 from pullback.errors import DifferentiationError, InternalError
 
 RETURN_KEY = "$return"
@@ -234,6 +237,7 @@ class _Normalizer:
 
     def call(self, node, env: dict, out: list):
         callee = node.func
+        self.check_not_in_place(node, env)
         local = self.local_function(callee, env)
         if local is not None:
             return self.inline(local, node, env, out)
@@ -413,8 +417,12 @@ class _Normalizer:
         elif isinstance(node, gast.Expr):
             if isinstance(node.value, gast.Constant):
                 return None  # A docstring or a bare constant.
-            if isinstance(node.value, gast.Call) and self.grow_list(node.value, env, out):
-                return None
+            if isinstance(node.value, gast.Call):
+                if self.grow_list(node.value, env, out):
+                    return None
+                if self.reorder_list(node.value, env, out):
+                    return None
+                self.check_no_out_argument(node.value, env)
             value = self.operation(node.value, env, out)
             out.append(_mark(gast.Expr(value=value), self.lineno))
         elif isinstance(node, gast.Return):
@@ -456,7 +464,8 @@ class _Normalizer:
             callee = self.parsed.free_values.get(iterable.func.id)
             if iterable.func.id not in self.local_names and not iterable.keywords:
                 kind = {builtins.range: "range", builtins.enumerate: "enumerate",
-                        builtins.zip: "zip"}.get(callee) if _hashable(callee) else None
+                        builtins.zip: "zip", builtins.reversed: "reversed",
+                        }.get(callee) if _hashable(callee) else None
         if kind == "range" and isinstance(node.target, gast.Name):
             arguments = [self.atom(a, env, out) for a in iterable.args]
             return arguments, None, []
@@ -481,6 +490,15 @@ class _Normalizer:
         ) == len(iterable.args):
             sequences = [self.sequence(a, env, out) for a in iterable.args]
             return self.indexed(sequences, node.target.elts, env, out)
+        if kind == "reversed" and len(iterable.args) == 1:
+            # reversed(xs) walks the sequence xs[::-1], which has a derivative.
+            sequence = self.sequence(iterable.args[0], env, out)
+            backwards = gast.Slice(lower=None, upper=None,
+                                   step=gast.Constant(value=-1, kind=None))
+            read = gast.Subscript(value=sequence, slice=backwards, ctx=gast.Load())
+            reversed_name = self.namer.fresh(f"{sequence.id}_reversed")
+            out.append(_assign(reversed_name, read, self.lineno))
+            return self.indexed([_name(reversed_name)], [node.target], env, out)
         sequence = self.sequence(iterable, env, out)
         return self.indexed([sequence], [node.target], env, out)
 
@@ -670,6 +688,132 @@ class _Normalizer:
         version = self.bind(env, callee.value.id)
         out.append(_assign(version, grown, self.lineno))
         return True
+
+    def reorder_list(self, call, env: dict, out: list) -> bool:
+        """Rebind `xs` for `xs.reverse()` and `xs.sort(...)`; False if not one.
+
+        `xs.sort()` is taken for the list or array method: with no positional
+        argument and at most `key=` and `reverse=`, the two agree.
+        """
+        callee = call.func
+        if not (isinstance(callee, gast.Attribute)
+                and callee.attr in ("reverse", "sort")
+                and isinstance(callee.value, gast.Name)
+                and callee.value.id in env
+                and not self.is_method_instance(callee.value.id)
+                and not call.args):
+            return False
+        keywords = {k.arg for k in call.keywords}
+        if callee.attr == "reverse" and keywords:
+            return False
+        if callee.attr == "sort" and not keywords <= {"key", "reverse"}:
+            return False
+        name = callee.value.id
+        self.check_no_alias_write(name, f"{name}.{callee.attr}()", call, env)
+        items = self.read(env, callee.value)
+        helper = "reversed_list" if callee.attr == "reverse" else "sorted_copy"
+        keyword_values = [gast.keyword(arg=k.arg, value=self.atom(k.value, env, out))
+                          for k in call.keywords]
+        reordered = gast.Call(func=self.runtime(helper), args=[items],
+                              keywords=keyword_values)
+        gast.copy_location(reordered, call)
+        version = self.bind(env, name)
+        out.append(_assign(version, reordered, self.lineno))
+        return True
+
+    def is_method_instance(self, name: str) -> bool:
+        """Return whether `name` is the instance parameter of a method, its `self`."""
+        parts = self.parsed.function.__qualname__.split(".")
+        if len(parts) < 2 or parts[-2] == "<locals>" or self.inlining:
+            return False
+        params = _parameters(self.parsed.node.args)
+        return bool(params) and params[0].id == name
+
+    def static_value(self, node, env: dict):
+        """Return the object a free name or attribute path refers to, or None."""
+        if not self.is_static_path(node, env):
+            return None
+        path = []
+        while isinstance(node, gast.Attribute):
+            path.append(node.attr)
+            node = node.value
+        value = self.parsed.free_values.get(node.id, getattr(builtins, node.id, None))
+        for attribute in reversed(path):
+            value = getattr(value, attribute, None)
+        return value
+
+    def check_not_in_place(self, call, env: dict) -> None:
+        """Reject a call that changes one of its arguments or its owner in place.
+
+        Differentiated code turns changes into new values, so it would go on
+        with the old value, and the values and the gradient would differ from
+        plain Python's. `xs.append`, `xs.extend`, `xs.reverse()` and
+        `xs.sort()` statements are rebound before this check.
+        """
+        callee = call.func
+        if (isinstance(callee, gast.Attribute) and isinstance(callee.value, gast.Name)
+                and callee.value.id in env and callee.attr in _IN_PLACE_METHODS
+                and not self.is_method_instance(callee.value.id)):
+            name = callee.value.id
+            what, fix = _IN_PLACE_METHODS[callee.attr]
+            raise DifferentiationError(
+                f"{name}.{callee.attr}(...) {what.format(name=name)}, which "
+                "differentiated code does not follow because it turns changes "
+                "into new values",
+                self.parsed.location(call),
+                f"hint: {fix.format(name=name)}. If {name} is an object of your "
+                "own class, rename the method",
+            )
+        function = self.static_value(callee, env)
+        if function is None or not call.args:
+            return
+        target = _source(call.args[0])
+        if isinstance(callee, gast.Attribute) and callee.attr == "at" and isinstance(
+            getattr(function, "__self__", None), np.ufunc
+        ):
+            ufunc = _source(callee.value)
+            raise DifferentiationError(
+                f"{ufunc}.at({target}, ...) changes {target} in place, which "
+                "differentiated code does not follow because it turns changes "
+                "into new values",
+                self.parsed.location(call),
+                f"hint: when the indices are distinct, write {target}[indices] = "
+                f"{ufunc}({target}[indices], values); otherwise loop over them",
+            )
+        found = _IN_PLACE_FUNCTIONS.get(function) if _hashable(function) else None
+        if found is not None:
+            what, fix = found
+            raise DifferentiationError(
+                f"{_source(callee)}({target}, ...) {what.format(name=target)}, which "
+                "differentiated code does not follow because it turns changes "
+                "into new values",
+                self.parsed.location(call),
+                f"hint: {fix.format(name=target)}",
+            )
+
+    def check_no_out_argument(self, call, env: dict) -> None:
+        """Reject `out=` in a call statement to NumPy, math or an array method.
+
+        Calls whose result is assigned have `out=` rejected with their rule.
+        """
+        out = next((k for k in call.keywords if k.arg == "out"), None)
+        if out is None:
+            return
+        callee = call.func
+        function = self.static_value(callee, env)
+        is_library = isinstance(function, np.ufunc) or is_library_callable(function)
+        is_local_method = (isinstance(callee, gast.Attribute)
+                           and not self.is_static_path(callee, env))
+        if not (is_library or is_local_method):
+            return
+        written = _source(out.value)
+        raise DifferentiationError(
+            f"{_source(callee)}(..., out={written}) writes into an existing "
+            "array, which differentiated code does not support",
+            self.parsed.location(call),
+            f"hint: drop out= and assign the returned value, {written} = "
+            f"{_source(callee)}(...)",
+        )
 
     def comprehension(self, node, env: dict, out: list):
         """`[f(x) for x in xs if c]` becomes a loop that appends to a new list."""
@@ -1019,6 +1163,62 @@ _AUGMENTED_SYMBOLS = {
 }
 
 
+# Methods of lists, dicts and arrays that change their object in place: what
+# the call does and what to write instead. Set methods are left out because a
+# set contains hashable values, never arrays, so no derivative flows through it.
+# NOTE: a method of the same name on a user's local object is rejected too.
+_IN_PLACE_METHODS = {
+    "insert": ("inserts an item into {name}",
+               "build a new list, as in `new = {name}[:i]; new.append(value); "
+               "new.extend({name}[i:])`"),
+    "pop": ("removes an item from {name}",
+            "read the item and rebind {name} without it, as in "
+            "`last = {name}[-1]; {name} = {name}[:-1]`"),
+    "remove": ("removes an item from {name}",
+               "rebind {name} to a new list without the item, built from slices "
+               "with extend"),
+    "clear": ("empties {name}", "rebind it to a new empty value, {name} = []"),
+    "popitem": ("removes an item from {name}",
+                "build a new dict without that key from a display"),
+    "update": ("writes keys of {name}", "assign each key instead, {name}[key] = value"),
+    "setdefault": ("may write a key of {name}",
+                   "test and assign instead, as in `if key not in {name}: "
+                   "{name}[key] = value`"),
+    "sort": ("sorts {name} in place",
+             "write {name} = np.sort({name}, axis) for an array. A list's "
+             "{name}.sort(key=..., reverse=...) is supported"),
+    "reverse": ("reverses {name} in place", "write {name} = {name}[::-1]"),
+    "fill": ("fills {name} in place", "write {name} = np.full_like({name}, value)"),
+    "put": ("writes items of {name} in place",
+            "assign the items instead, {name}[index] = value"),
+    "itemset": ("writes an item of {name} in place",
+                "assign the item instead, {name}[index] = value"),
+    "partition": ("partitions {name} in place",
+                  "write {name} = np.sort({name}), which is also partitioned"),
+    "resize": ("resizes {name} in place",
+               "build the array of the new size and assign it to {name}"),
+}
+
+# Library functions that change their first argument in place, with the same
+# two parts.
+_IN_PLACE_FUNCTIONS = {
+    np.copyto: ("copies values into {name}", "assign the items instead, {name}[...] = values"),
+    np.put: ("writes items of {name}", "assign the items instead, {name}[index] = values"),
+    np.place: ("writes items of {name}", "write {name} = np.where(mask, values, {name})"),
+    np.putmask: ("writes items of {name}", "write {name} = np.where(mask, values, {name})"),
+    np.put_along_axis: ("writes items of {name}",
+                        "assign the items instead, {name}[index] = values"),
+    np.fill_diagonal: ("writes the diagonal of {name}",
+                       "assign the diagonal items instead, {name}[i, i] = value"),
+    np.random.shuffle: ("shuffles {name} in place",
+                        "index it with a permutation, {name} = "
+                        "{name}[np.random.permutation(len({name}))]"),
+    random.shuffle: ("shuffles {name} in place",
+                     "index it with a permutation, {name} = "
+                     "[{name}[i] for i in np.random.permutation(len({name}))]"),
+}
+
+
 def _parameters(arguments) -> list:
     """Return the parameters in signature order, a *name parameter included."""
     vararg = [arguments.vararg] if arguments.vararg is not None else []
@@ -1052,8 +1252,9 @@ def _hashable(value) -> bool:
 def _assigned_names(statements: list, writes: bool = True) -> set[str]:
     """Names the statements bind, not counting those of functions inside them.
 
-    With `writes`, the names whose items `y[i] = v`, `xs.append(v)` or
-    `xs.extend(ys)` write count too, because each such write binds a new value.
+    With `writes`, the names whose items `y[i] = v`, `xs.append(v)`,
+    `xs.extend(ys)`, `xs.reverse()` or `xs.sort()` write count too, because
+    each such write binds a new value.
     """
     names = set()
     pending = list(statements)
@@ -1067,9 +1268,9 @@ def _assigned_names(statements: list, writes: bool = True) -> set[str]:
               and isinstance(node.value, gast.Name)):
             names.add(node.value.id)  # `y[i] = v` binds a new y.
         elif (writes and isinstance(node, gast.Call) and isinstance(node.func, gast.Attribute)
-              and node.func.attr in ("append", "extend")
+              and node.func.attr in ("append", "extend", "reverse", "sort")
               and isinstance(node.func.value, gast.Name)):
-            names.add(node.func.value.id)  # So does `xs.append(v)`.
+            names.add(node.func.value.id)  # So do `xs.append(v)` and `xs.sort()`.
         pending.extend(gast.iter_child_nodes(node))
     return names
 

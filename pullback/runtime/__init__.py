@@ -95,7 +95,10 @@ from pullback.runtime.structure import (
     joined,
     joined_part_cotangent,
     require_array_member,
+    reversed_list,
     sequence,
+    sorted_copy,
+    sorted_copy_adjoint,
     subscript_adjoint,
     unpack_adjoint,
     with_item,
@@ -112,6 +115,9 @@ from pullback.runtime.variadic import starred_vjp
 
 __all__ = [
     "require_array_member",
+    "reversed_list",
+    "sorted_copy",
+    "sorted_copy_adjoint",
     "zero_cotangent",
     "like",
     "like_when_large",

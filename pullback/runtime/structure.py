@@ -326,6 +326,50 @@ def extended(items: list, values) -> list:
     return [*items, *values]
 
 
+def reversed_list(items: list) -> list:
+    """Return `items` in reverse order: `items.reverse()` as a new list."""
+    if not isinstance(items, list):
+        raise TypeError(
+            f"differentiated code turns .reverse() into a new list, but the value "
+            f"is a {type(items).__name__}, not a list; rename the method if it is "
+            "your own")
+    return items[::-1]
+
+
+def sorted_copy(value, key=None, reverse=False):
+    """Return what `value.sort(key=key, reverse=reverse)` leaves in `value`.
+
+    This is `value.sort()` as a new value: a list sorts stably by `key`, in
+    descending order when `reverse` is true, and an array sorts along its last
+    axis, as `ndarray.sort()` does by default.
+    """
+    if isinstance(value, np.ndarray):
+        if key is not None or reverse:
+            raise TypeError("ndarray.sort() takes no key or reverse argument")
+        return np.sort(value)
+    if isinstance(value, list):
+        return sorted(value, key=key, reverse=reverse)
+    raise TypeError(
+        f"differentiated code turns .sort() into a new list or array, but the "
+        f"value is a {type(value).__name__}; rename the method if it is your own")
+
+
+def sorted_copy_adjoint(cotangent, value, key=None, reverse=False):
+    """Cotangent of `value` from that of `sorted_copy(value, key, reverse)`."""
+    if isinstance(value, np.ndarray):
+        from pullback.runtime.shapes import sort_adjoint
+
+        return sort_adjoint(cotangent, value, axis=-1)
+    # sorted() is stable, also with reverse=True, so sorting the positions by
+    # the same key gives the position each sorted item came from.
+    rank = key or (lambda item: item)
+    order = sorted(range(len(value)), key=lambda i: rank(value[i]), reverse=reverse)
+    result = [None] * len(value)
+    for position, source in enumerate(order):
+        result[source] = cotangent[position]
+    return result
+
+
 def extended_head(cotangent: list, items: list) -> list:
     """Cotangent of the list `extended` grew: its first `len(items)` entries."""
     return cotangent[: len(items)]

@@ -704,6 +704,12 @@ MARKERS = [
     fn(structure.extended, [normal(2)], [normal(3), normal(1)]),
     fn(structure.extended, [normal(2)], (normal(3), normal(1)), case_id="tuple"),
     fn(structure.dict_of, Lit(("a", "b")), (normal(2), scalar())),
+    # `xs.reverse()` and `xs.sort()` statements, as normalization rewrites them.
+    fn(structure.reversed_list, [normal(2), scalar(), normal(3)]),
+    fn(structure.sorted_copy, [scalar(), scalar() + 5, scalar() - 5], case_id="list"),
+    fn(structure.sorted_copy, [scalar(), scalar() + 5, scalar() - 5], Lit(abs),
+       Lit(True), case_id="list-key-reverse"),
+    fn(structure.sorted_copy, normal(3, 4), case_id="array-rows"),
     # `f(a, *xs)` joins its positional arguments from a tuple display and the
     # starred sequence, which may be a list or an array's rows.
     fn(structure.joined, (normal(2), scalar()), [normal(3)], normal(2, 3),

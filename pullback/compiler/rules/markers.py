@@ -28,5 +28,8 @@ defrule(structure.appended, "items, value", structured=True,
         items="g[:-1]", value="g[-1]")
 defrule(structure.extended, "items, values", structured=True,
         items="rt.extended_head(g, items)", values="rt.extended_tail(g, items, values)")
+defrule(structure.reversed_list, "items", structured=True, items="g[::-1]")
+defrule(structure.sorted_copy, "value, key=None, reverse=False", structured=True,
+        value="rt.sorted_copy_adjoint(g, value, key, reverse)")
 defrule(structure.dict_of, "keys, values", structured=True,
         values="rt.dict_values_cotangent(g, keys, values)")
