@@ -18,7 +18,7 @@ import numpy as np
 from pullback.compiler import rules
 from pullback.compiler.normalize import NormalizedFunction, source_line_of
 from pullback.compiler.rules.unsupported import library_name
-from pullback.errors import DifferentiationError, InternalError
+from pullback.errors import DifferentiationError, InternalError, UnsupportedSyntaxError
 from pullback.runtime import markers, registry
 
 # Operation kinds.
@@ -300,6 +300,17 @@ class Classifier:
                 self.location(value),
                 "hint: call a module-level function, or one from NumPy or math, "
                 "directly by name",
+            )
+        if inspect.iscoroutinefunction(callee) or inspect.isasyncgenfunction(callee):
+            # The call returns a coroutine or an async generator whatever the
+            # arguments, and differentiated code cannot await it.
+            raise UnsupportedSyntaxError(
+                f"a call to the async function {_display_name(callee)} is not "
+                "supported in differentiated code",
+                self.location(value),
+                "hint: call a plain function: define it with def instead of "
+                "async def, or await it outside the differentiated function "
+                "and pass in the result",
             )
         hashable = _hashable(callee)
         record = registry.custom_derivative(callee)
