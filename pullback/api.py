@@ -104,7 +104,7 @@ def _argument_values(compiled: CompiledVJP, args: tuple, kwargs: dict) -> dict:
     import inspect
 
     try:
-        signature = inspect.signature(compiled.function)
+        signature = inspect.signature(compiled.function, follow_wrapped=False)
     except (TypeError, ValueError):  # A C function with a registered derivative.
         values = dict(zip(params, args, strict=False))
         values.update(kwargs)

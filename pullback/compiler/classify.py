@@ -452,7 +452,7 @@ class Classifier:
             signature = _registered_signature(callee, parameters)
         else:
             try:
-                signature = inspect.signature(function)
+                signature = markers.call_signature(function)
             except (TypeError, ValueError):
                 return self.unsupported(statement, targets, call, callee)
         if isinstance(callee, types.MethodType):

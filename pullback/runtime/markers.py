@@ -7,6 +7,7 @@ compiler recognizes calls to them and emits the matching adjoint.
 from __future__ import annotations
 
 import functools
+import inspect
 import types
 
 import numpy as np
@@ -109,6 +110,21 @@ def checkpointed_target(function):
     if target is not None and isinstance(function, types.MethodType):
         return types.MethodType(target, function.__self__)
     return target
+
+
+def call_signature(function) -> inspect.Signature:
+    """Return the signature a call of `function` binds to when differentiated.
+
+    A checkpointed wrapper binds like the function it recomputes. Any other
+    Python function or method binds to its own parameters, which its compiled
+    VJP takes, even where `functools.wraps` set a `__wrapped__` that
+    inspect.signature would follow to the wrapped function.
+    """
+    target = checkpointed_target(function)
+    if target is not None:
+        return call_signature(target)
+    follow_wrapped = not isinstance(function, types.FunctionType | types.MethodType)
+    return inspect.signature(function, follow_wrapped=follow_wrapped)
 
 
 def generator_states(*args, **kwargs):
