@@ -328,7 +328,9 @@ class Classifier:
             return self.stopped(statement, targets, value, EXPLICIT,
                                 "pullback.no_derivative()")
         if markers.is_no_derivative_function(callee):
-            return self.stopped(statement, targets, value, rules.CUT,
+            # The decorator stops the derivative as explicitly as the call does,
+            # so it silences the zero-derivative warning too.
+            return self.stopped(statement, targets, value, EXPLICIT,
                                 f"@no_derivative function {_display_name(callee)}()")
         rule = rules.FUNCTION_RULES.get(callee) if hashable else None
         if rule is not None:
