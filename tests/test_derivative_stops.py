@@ -23,6 +23,7 @@ from pullback import (
     value_and_pullback,
     with_derivative,
 )
+from pullback.errors import ArgumentTypeError, CotangentError, PullbackError
 
 
 def line_containing(function, text: str) -> int:
@@ -168,8 +169,24 @@ def test_with_derivative_identity_outside():
 
 
 def test_with_derivative_rejects_non_callable():
-    with pytest.raises(TypeError, match="callable"):
+    with pytest.raises(ArgumentTypeError) as info:
         with_derivative(1.0, 3.0)
+    assert isinstance(info.value, PullbackError)
+    assert isinstance(info.value, TypeError)
+    assert "must be callable" in str(info.value)
+    assert "3.0 of type float" in str(info.value)
+
+
+@pytest.mark.parametrize("x", [2.0, np.ones(3)], ids=["scalar", "array"])
+def test_with_derivative_hook_returning_string(x):
+    def hooked(x):
+        return np.sum(with_derivative(x, lambda g: "oops") * 2.0)
+
+    with pytest.raises(CotangentError) as info:
+        gradient(hooked)(x)
+    message = str(info.value)
+    assert "returned 'oops' of type str" in message
+    assert f"for a cotangent of shape {np.shape(x)}" in message
 
 
 def test_with_derivative_observe():

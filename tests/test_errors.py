@@ -640,6 +640,18 @@ def test_no_parameters_to_differentiate():
         pullback.gradient(no_parameters)
 
 
+def one_parameter(x):
+    return x * 2.0
+
+
+def test_bad_wrt_index_counts_one_parameter():
+    with pytest.raises(WrtError) as info:
+        pullback.gradient(one_parameter, wrt=3)
+    message = str(info.value)
+    assert "has 1 parameter ('x',)" in message
+    assert "1 parameters" not in message
+
+
 # Cotangents of the wrong shape.
 
 
@@ -667,6 +679,16 @@ def test_cotangent_of_wrong_shape(function, cotangent, phrase):
     assert isinstance(info.value, PullbackError)
     assert phrase in message
     assert "cotangent" in message
+
+
+def test_cotangent_tuple_too_short_counts_items():
+    _, pullback_of_f = pullback.value_and_pullback(pair_of_sums, np.ones(3))
+    with pytest.raises(CotangentError) as info:
+        pullback_of_f((1.0,))
+    message = str(info.value)
+    assert "must be a tuple of 2 items" in message
+    assert "got a tuple of 1 item" in message
+    assert "1 items" not in message
 
 
 # Zero-derivative warnings. Each test uses its own function, because the

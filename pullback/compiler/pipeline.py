@@ -189,7 +189,8 @@ def resolve_wrt(function, wrt) -> tuple[str, ...]:
             if not -len(params) <= item < len(params):
                 raise WrtError(
                     f"wrt index {item} is out of range: {qualname} has "
-                    f"{len(params)} parameters {params}"
+                    f"{len(params)} parameter{'' if len(params) == 1 else 's'} "
+                    f"{params}"
                 )
             item = params[item]
         elif item not in params:
