@@ -13,6 +13,7 @@ from pullback import runtime
 from pullback.compiler import CompiledVJP, compile_vjp
 from pullback.compiler.pipeline import clear_cache, compile_primal, variadic_item
 from pullback.errors import (
+    ArgumentTypeError,
     CotangentError,
     DerivativeRegistrationError,
     NonScalarOutputError,
@@ -104,7 +105,7 @@ def _argument_values(compiled: CompiledVJP, args: tuple, kwargs: dict) -> dict:
     import inspect
 
     try:
-        signature = inspect.signature(compiled.function)
+        signature = inspect.signature(compiled.function, follow_wrapped=False)
     except (TypeError, ValueError):  # A C function with a registered derivative.
         values = dict(zip(params, args, strict=False))
         values.update(kwargs)
@@ -340,7 +341,13 @@ def _format_variadic(compiled: CompiledVJP, cotangents: tuple, args: tuple, kwar
 def _describe(value) -> str:
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape} and dtype {value.dtype}"
+    if isinstance(value, tuple | list):
+        return f"a {type(value).__name__} of {_count_items(len(value))}"
     return f"a value of type {type(value).__name__}"
+
+
+def _count_items(count: int) -> str:
+    return "1 item" if count == 1 else f"{count} items"
 
 
 _SEEDS = {float: 1.0, np.float64: np.float64(1.0), np.float32: np.float32(1.0)}
@@ -436,7 +443,7 @@ def _check_cotangent(function, cotangent, value, path: str = "the result"):
         if not isinstance(cotangent, tuple | list) or len(cotangent) != len(value):
             raise CotangentError(
                 f"the cotangent of {path} of {name} must be a "
-                f"{type(value).__name__} of {len(value)} items, like the "
+                f"{type(value).__name__} of {_count_items(len(value))}, like the "
                 f"result, but got {_describe(cotangent)}"
             )
         checked = [
@@ -749,7 +756,10 @@ def differentiable_function(vjp: Callable) -> Callable:
         square = pullback.differentiable_function(lambda x: (x * x, lambda g: 2 * x * g))
     """
     if not callable(vjp):
-        raise TypeError(f"differentiable_function needs a callable VJP, got {vjp!r}")
+        raise ArgumentTypeError(
+            f"differentiable_function needs a callable VJP, got {vjp!r}; pass a "
+            "function vjp(*args) that returns (value, pullback)"
+        )
 
     @functools.wraps(vjp)
     def function(*args, **kwargs):

@@ -125,9 +125,14 @@ def find_function(module, dotted_name: str, path: Path):
         owner = f"{owner}:{part}" if owner == str(path) else f"{owner}.{part}"
     if not callable(value):
         raise CommandError(
-            f"{dotted_name} in {path} is a {type(value).__name__}, not a function"
+            f"{dotted_name} in {path} is {_with_article(type(value).__name__)}, "
+            "not a function"
         )
     return value
+
+
+def _with_article(noun: str) -> str:
+    return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"
 
 
 def _describe_missing(module, owner: str, name: str) -> str:

@@ -95,6 +95,11 @@ class WrtError(PullbackError, ValueError):
     """A `wrt` argument names no parameter of the function."""
 
 
+class ArgumentTypeError(PullbackError, TypeError):
+    """An argument of the wrong type to a pullback function, such as a hook
+    that is not callable."""
+
+
 class DerivativeRegistrationError(PullbackError, ValueError):
     """A custom derivative is registered twice or returns the wrong cotangents."""
 

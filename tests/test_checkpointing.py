@@ -18,7 +18,12 @@ from pullback import (
     nn,
     value_and_pullback,
 )
-from pullback.errors import DifferentiationError, UnsupportedSyntaxError
+from pullback.errors import (
+    ArgumentTypeError,
+    DifferentiationError,
+    PullbackError,
+    UnsupportedSyntaxError,
+)
 from pullback.runtime.checkpoint import RecomputationError
 
 calls = collections.Counter()
@@ -348,6 +353,14 @@ square_from_vjp = differentiable_function(square_vjp)
 
 def test_differentiable_function_value():
     assert square_from_vjp(3.0) == 9.0
+
+
+def test_differentiable_function_rejects_non_callable():
+    with pytest.raises(ArgumentTypeError) as info:
+        differentiable_function(3.0)
+    assert isinstance(info.value, PullbackError)
+    assert isinstance(info.value, TypeError)
+    assert "needs a callable VJP, got 3.0" in str(info.value)
 
 
 def test_differentiable_function_caller():

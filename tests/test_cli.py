@@ -23,6 +23,9 @@ SOURCES = {
             return square(w)
 
 
+        ITERATIONS = 3
+
+
         class Model:
             def loss(self, w):
                 return np.sum(w * w)
@@ -194,6 +197,7 @@ ERROR_CASES = {
         "has no function or attribute 'fit'",
     ),
     "not a function": (["dump", "model.py:np"], "is a module, not a function"),
+    "int not a function": (["dump", "model.py:ITERATIONS"], "is an int, not a function"),
     "target without colon": (["dump", "model.py"], "expected FILE.py:NAME"),
     "file syntax error": (["dump", "broken.py:f"], "broken.py:2:"),
     "failing import": (["dump", "bad_import.py:f"], "ModuleNotFoundError"),

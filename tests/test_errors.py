@@ -148,6 +148,32 @@ def uses_walrus(x):
     return (y := x * 2.0) * y  # rejected: walrus
 
 
+async def uses_async_def(x):  # rejected: async def
+    return x * 2.0
+
+
+async def doubled_later(x):
+    return x * 2.0
+
+
+async def yields_later(x):
+    yield x * 2.0
+
+
+def calls_async_function(x):
+    return doubled_later(x) * 3.0  # rejected: async call
+
+
+def calls_async_function_on_constant(x):
+    pending = doubled_later(1.0)  # rejected: async call on constant
+    return x * 3.0 + pending
+
+
+def calls_async_generator(x):
+    values = yields_later(x)  # rejected: async generator call
+    return x * values
+
+
 def uses_star_kwargs(x, **options):  # rejected: star kwargs
     return x * options["scale"]
 
@@ -209,6 +235,13 @@ UNSUPPORTED_SYNTAX = [
     (uses_set_literal, "# rejected: set literal", "{", "set literal"),
     (uses_generator_expression, "# rejected: generator expression", "(v", "generator"),
     (uses_class, "# rejected: class", "class", "class"),
+    (uses_async_def, "# rejected: async def", "async", "async function"),
+    (calls_async_function, "# rejected: async call", "doubled_later",
+     "async function"),
+    (calls_async_function_on_constant, "# rejected: async call on constant",
+     "doubled_later", "async function"),
+    (calls_async_generator, "# rejected: async generator call", "yields_later",
+     "async function"),
 ]
 
 
@@ -607,6 +640,18 @@ def test_no_parameters_to_differentiate():
         pullback.gradient(no_parameters)
 
 
+def one_parameter(x):
+    return x * 2.0
+
+
+def test_bad_wrt_index_counts_one_parameter():
+    with pytest.raises(WrtError) as info:
+        pullback.gradient(one_parameter, wrt=3)
+    message = str(info.value)
+    assert "has 1 parameter ('x',)" in message
+    assert "1 parameters" not in message
+
+
 # Cotangents of the wrong shape.
 
 
@@ -634,6 +679,16 @@ def test_cotangent_of_wrong_shape(function, cotangent, phrase):
     assert isinstance(info.value, PullbackError)
     assert phrase in message
     assert "cotangent" in message
+
+
+def test_cotangent_tuple_too_short_counts_items():
+    _, pullback_of_f = pullback.value_and_pullback(pair_of_sums, np.ones(3))
+    with pytest.raises(CotangentError) as info:
+        pullback_of_f((1.0,))
+    message = str(info.value)
+    assert "must be a tuple of 2 items" in message
+    assert "got a tuple of 1 item" in message
+    assert "1 items" not in message
 
 
 # Zero-derivative warnings. Each test uses its own function, because the

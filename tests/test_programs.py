@@ -2,6 +2,7 @@
 is checked against central finite differences in float64."""
 
 import math
+import warnings
 
 import numpy as np
 import programs_numpy_alias
@@ -661,6 +662,25 @@ def test_default_parameter_gets_gradient():
     grad_x, grad_power = check_gradient(with_default, x)
     expected = np.sum(x**2.0 * np.log(x))
     assert np.isclose(grad_power, expected)
+
+
+def log_base_two(x):
+    return math.log(x, 2)
+
+
+def log_base_parameter(x, base):
+    return math.log(x, base)
+
+
+def test_log_with_literal_base_no_warning():
+    # A rule template tests `base is None`, and Python warns (or raises,
+    # under -W error) where the compiled code compares a literal with `is`.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gradient = check_gradient(log_base_two, 3.0)
+        check_gradient(log_base_parameter, 3.0, 2.0)
+    assert gradient == pytest.approx(1.0 / (3.0 * math.log(2.0)))
+    assert " is None" not in pullback.adjoint_source(log_base_two)
 
 
 def test_default_parameter_overridden():

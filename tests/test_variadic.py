@@ -6,6 +6,8 @@ differences in float64, along a random direction in all positional
 arguments at once, and some against HIPS autograd.
 """
 
+import functools
+
 import numpy as np
 import pytest
 from gradcheck import check_gradient, check_vjp
@@ -974,3 +976,115 @@ def test_starred_call_keyword_filled_twice():
 
     assert "*ys" in str(info.value)
     assert "pass it one way" in str(info.value)
+
+
+# Wrappers made with functools.wraps. inspect.signature reports the wrapped
+# function's parameters, while pullback differentiates the wrapper's code.
+
+
+def doubled(function):
+    @functools.wraps(function)
+    def wrapper(*args):
+        return function(*args) * 2.0
+
+    return wrapper
+
+
+@doubled
+def doubled_square(x):
+    return x * x
+
+
+@doubled
+def doubled_weighted_sum(x, weights):
+    return np.sum(x * weights)
+
+
+def scaled_by_default(function):
+    @functools.wraps(function)
+    def wrapper(a, scale=10.0):
+        return function(a) * scale
+
+    return wrapper
+
+
+@scaled_by_default
+def scaled_square(x):
+    return x * x
+
+
+def plain_scaled_square(a, scale=10.0):
+    return a * a * scale
+
+
+def test_wraps_wrapper_one_parameter():
+    # The wrapper takes no keyword arguments, so check_vjp calls it by position.
+    gradient = pullback.gradient(doubled_square)(2.0)
+    assert gradient == pytest.approx(8.0)
+    check_vjp(doubled_square, lambda u: u * gradient, (2.0,), cotangent=1.0)
+
+
+def test_wraps_wrapper_several_parameters():
+    x, weights = normal(3), normal(3)
+    grad_x, grad_weights = pullback.gradient(doubled_weighted_sum)(x, weights)
+    check_vjp(doubled_weighted_sum, lambda u: (u * grad_x, u * grad_weights),
+              (x, weights), cotangent=1.0)
+    np.testing.assert_allclose(grad_x, 2.0 * weights)
+    np.testing.assert_allclose(grad_weights, 2.0 * x)
+
+
+def test_wraps_wrapper_wrt_by_wrapped_name():
+    x, weights = normal(3), normal(3)
+    by_name = pullback.gradient(doubled_weighted_sum, wrt="weights")(x, weights)
+    by_index = pullback.gradient(doubled_weighted_sum, wrt=1)(x, weights)
+    np.testing.assert_allclose(by_name, 2.0 * x)
+    np.testing.assert_allclose(by_index, 2.0 * x)
+
+
+def test_wraps_wrapper_value_and_pullback():
+    value, pullback_of_f = pullback.value_and_pullback(doubled_square, 3.0)
+    assert value == pytest.approx(18.0)
+    assert pullback_of_f(1.0) == pytest.approx(12.0)
+
+
+def test_wraps_wrapper_with_default_like_plain():
+    # The wrapper's own parameters count, as for the plain function, so the
+    # defaulted `scale` gets its gradient.
+    for args in [(2.0,), (2.0, 3.0)]:
+        wrapped = pullback.gradient(scaled_square)(*args)
+        plain = pullback.gradient(plain_scaled_square)(*args)
+        assert wrapped == pytest.approx(plain)
+    grad_x, grad_scale = pullback.gradient(scaled_square)(2.0, 3.0)
+    check_vjp(scaled_square, lambda u: (u * grad_x, u * grad_scale), (2.0, 3.0),
+              cotangent=1.0)
+    assert pullback.gradient(scaled_square, wrt="scale")(2.0) == pytest.approx(4.0)
+
+
+def calls_scaled_square(x, scale):
+    return scaled_square(x, scale=scale) + scaled_square(x)
+
+
+def calls_scaled_square_starred(x, scale):
+    pair = (x, scale)
+    return scaled_square(*pair)
+
+
+class FunctionHolder:
+    def __init__(self, function):
+        self.function = function
+
+
+def calls_stored_function(x, scale, holder):
+    return holder.function(x, scale)
+
+
+@pytest.mark.parametrize("function", [calls_scaled_square, calls_scaled_square_starred])
+def test_call_of_wraps_wrapper_binds_own_parameters(function):
+    check_gradient(function, 2.0, 3.0)
+
+
+def test_stored_wraps_wrapper_binds_own_parameters():
+    grad_x, grad_scale = check_gradient(calls_stored_function, 2.0, 3.0,
+                                        FunctionHolder(scaled_square), wrt=(0, 1))
+    assert grad_x == pytest.approx(12.0)
+    assert grad_scale == pytest.approx(4.0)

@@ -62,6 +62,12 @@ _REJECTED = {
 def check_function(parsed: ParsedFunction) -> None:
     """Raise UnsupportedSyntaxError at the first construct outside the subset."""
     node = parsed.node
+    if isinstance(node, gast.AsyncFunctionDef):
+        # Calling an async function returns a coroutine, not its result, so
+        # the gradient of its body would describe a value no caller gets.
+        _reject(parsed, node, "an async function",
+                "differentiate a plain function: define it with def instead "
+                "of async def")
     _check_parameters(parsed, node.args)
     body = [gast.Return(value=node.body)] if parsed.is_lambda else node.body
     if parsed.is_lambda:

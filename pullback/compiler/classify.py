@@ -18,7 +18,7 @@ import numpy as np
 from pullback.compiler import rules
 from pullback.compiler.normalize import NormalizedFunction, source_line_of
 from pullback.compiler.rules.unsupported import library_name
-from pullback.errors import DifferentiationError, InternalError
+from pullback.errors import DifferentiationError, InternalError, UnsupportedSyntaxError
 from pullback.runtime import markers, registry
 
 # Operation kinds.
@@ -301,6 +301,17 @@ class Classifier:
                 "hint: call a module-level function, or one from NumPy or math, "
                 "directly by name",
             )
+        if inspect.iscoroutinefunction(callee) or inspect.isasyncgenfunction(callee):
+            # The call returns a coroutine or an async generator whatever the
+            # arguments, and differentiated code cannot await it.
+            raise UnsupportedSyntaxError(
+                f"a call to the async function {_display_name(callee)} is not "
+                "supported in differentiated code",
+                self.location(value),
+                "hint: call a plain function: define it with def instead of "
+                "async def, or await it outside the differentiated function "
+                "and pass in the result",
+            )
         hashable = _hashable(callee)
         record = registry.custom_derivative(callee)
         if record is not None:
@@ -317,7 +328,9 @@ class Classifier:
             return self.stopped(statement, targets, value, EXPLICIT,
                                 "pullback.no_derivative()")
         if markers.is_no_derivative_function(callee):
-            return self.stopped(statement, targets, value, rules.CUT,
+            # The decorator stops the derivative as explicitly as the call does,
+            # so it silences the zero-derivative warning too.
+            return self.stopped(statement, targets, value, EXPLICIT,
                                 f"@no_derivative function {_display_name(callee)}()")
         rule = rules.FUNCTION_RULES.get(callee) if hashable else None
         if rule is not None:
@@ -441,7 +454,7 @@ class Classifier:
             signature = _registered_signature(callee, parameters)
         else:
             try:
-                signature = inspect.signature(function)
+                signature = markers.call_signature(function)
             except (TypeError, ValueError):
                 return self.unsupported(statement, targets, call, callee)
         if isinstance(callee, types.MethodType):

@@ -161,6 +161,9 @@ def resolve_wrt(function, wrt) -> tuple[str, ...]:
     """
     params = parameter_names(function)
     qualname = getattr(function, "__qualname__", repr(function))
+    advertised = _advertised_parameters(function)
+    if advertised is not None:
+        wrt = _advertised_wrt(wrt, advertised)
     if wrt is None:
         code = getattr(getattr(function, "__func__", function), "__code__", None)
         if not params and code is not None and code.co_flags & inspect.CO_VARKEYWORDS:
@@ -186,7 +189,8 @@ def resolve_wrt(function, wrt) -> tuple[str, ...]:
             if not -len(params) <= item < len(params):
                 raise WrtError(
                     f"wrt index {item} is out of range: {qualname} has "
-                    f"{len(params)} parameters {params}"
+                    f"{len(params)} parameter{'' if len(params) == 1 else 's'} "
+                    f"{params}"
                 )
             item = params[item]
         elif item not in params:
@@ -210,6 +214,44 @@ def resolve_wrt(function, wrt) -> tuple[str, ...]:
             f"item of it; pass {variadic!r} for every item, or indices for some"
         )
     return tuple(names)
+
+
+def _advertised_parameters(function) -> tuple[str, ...] | None:
+    """Return the parameters a `*args` wrapper made by `functools.wraps` advertises.
+
+    A wrapper `def wrapper(*args)` that copies `f`'s signature through
+    `__wrapped__` is differentiated as a function of `f`'s parameters: item
+    i of `args` stands for `f`'s i-th parameter. This holds only when every
+    parameter of `f` is positional without a default, so each call passes
+    all of them. Otherwise, and for any other function, return None.
+    """
+    if not isinstance(function, types.FunctionType) or not hasattr(function, "__wrapped__"):
+        return None
+    own = inspect.signature(function, follow_wrapped=False).parameters.values()
+    if [p.kind for p in own] != [inspect.Parameter.VAR_POSITIONAL]:
+        return None
+    try:
+        advertised = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY,
+                  inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if not advertised or any(p.kind not in positional or p.default is not p.empty
+                             for p in advertised):
+        return None
+    return tuple(p.name for p in advertised)
+
+
+def _advertised_wrt(wrt, advertised: tuple[str, ...]):
+    """Translate `wrt` for an advertised signature into indices into `*args`."""
+    if wrt is None:
+        return tuple(range(len(advertised)))
+    items = wrt if isinstance(wrt, tuple | list) else (wrt,)
+    indices = tuple(
+        advertised.index(item) if isinstance(item, str) and item in advertised else item
+        for item in items
+    )
+    return indices if isinstance(wrt, tuple | list) else indices[0]
 
 
 def _describe_selector(selector: str, variadic: str | None) -> str:

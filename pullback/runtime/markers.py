@@ -7,6 +7,9 @@ compiler recognizes calls to them and emits the matching adjoint.
 from __future__ import annotations
 
 import functools
+import inspect
+import numbers
+import reprlib
 import types
 
 import numpy as np
@@ -47,7 +50,13 @@ def with_derivative(x, hook):
         y = with_derivative(np.sin(x), lambda g: print("sin", g))
     """
     if not callable(hook):
-        raise TypeError(f"with_derivative needs a callable hook, got {hook!r}")
+        from pullback.errors import ArgumentTypeError
+
+        raise ArgumentTypeError(
+            f"the hook passed to with_derivative must be callable, but it is "
+            f"{_describe(hook)}; pass a function that takes the cotangent and "
+            "returns a replacement or None"
+        )
     return x
 
 
@@ -63,16 +72,37 @@ def apply_hook(hook, cotangent):
     replacement = hook(cotangent)
     if replacement is None:
         return cotangent
+    name = getattr(hook, "__name__", repr(hook))
+    if _is_numeric(cotangent) and not _is_numeric(replacement):
+        from pullback.errors import CotangentError
+
+        raise CotangentError(
+            f"the with_derivative hook {name} returned {_describe(replacement)} "
+            f"for a cotangent of shape {np.shape(cotangent)}; return a number or "
+            "a floating-point array of that shape, or None to keep the cotangent"
+        )
     if np.shape(replacement) != np.shape(cotangent):
         from pullback.errors import CotangentError
 
-        name = getattr(hook, "__name__", repr(hook))
         raise CotangentError(
             f"the with_derivative hook {name} returned a cotangent of shape "
             f"{np.shape(replacement)} for a value of shape {np.shape(cotangent)}; "
             "return one of the same shape, or None to keep the cotangent"
         )
     return replacement
+
+
+def _is_numeric(value) -> bool:
+    """Return whether `value` is a number or a numeric NumPy value, bools excluded."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, numbers.Number):
+        return True
+    return isinstance(value, np.ndarray | np.generic) and value.dtype.kind in "iufc"
+
+
+def _describe(value) -> str:
+    return f"{reprlib.repr(value)} of type {type(value).__name__}"
 
 
 # Attribute naming the function a checkpointed wrapper recomputes.
@@ -109,6 +139,21 @@ def checkpointed_target(function):
     if target is not None and isinstance(function, types.MethodType):
         return types.MethodType(target, function.__self__)
     return target
+
+
+def call_signature(function) -> inspect.Signature:
+    """Return the signature a call of `function` binds to when differentiated.
+
+    A checkpointed wrapper binds like the function it recomputes. Any other
+    Python function or method binds to its own parameters, which its compiled
+    VJP takes, even where `functools.wraps` set a `__wrapped__` that
+    inspect.signature would follow to the wrapped function.
+    """
+    target = checkpointed_target(function)
+    if target is not None:
+        return call_signature(target)
+    follow_wrapped = not isinstance(function, types.FunctionType | types.MethodType)
+    return inspect.signature(function, follow_wrapped=follow_wrapped)
 
 
 def generator_states(*args, **kwargs):

@@ -8,13 +8,12 @@ and `pullback.move` moves its object along it.
 
 from __future__ import annotations
 
-import inspect
 import numbers
 import types
 
 import numpy as np
 
-from pullback.runtime import tangents
+from pullback.runtime import markers, tangents
 from pullback.runtime.registry import GenerationCache, vjp_of
 from pullback.runtime.variadic import wrt_for_positions
 
@@ -368,5 +367,5 @@ def _read_parameter_names(function) -> tuple[str, ...]:
     # A *name parameter reads as "*", so callers find it without another lookup.
     return tuple(
         "*" if parameter.kind == parameter.VAR_POSITIONAL else name
-        for name, parameter in inspect.signature(function).parameters.items()
+        for name, parameter in markers.call_signature(function).parameters.items()
     )

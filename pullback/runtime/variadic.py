@@ -9,9 +9,8 @@ the positions of the arguments at a call.
 from __future__ import annotations
 
 import ast
-import inspect
 
-from pullback.runtime import registry
+from pullback.runtime import markers, registry
 from pullback.runtime.structure import like_sequence, require_sequence
 
 
@@ -34,7 +33,7 @@ def _positional_layout(function) -> tuple[tuple[str, ...], str | None]:
         return (tuple(record.param_names), None)
     positional = []
     variadic = None
-    for parameter in inspect.signature(function).parameters.values():
+    for parameter in markers.call_signature(function).parameters.values():
         if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
             positional.append(parameter.name)
         elif parameter.kind == parameter.VAR_POSITIONAL:
@@ -123,7 +122,7 @@ def _mismatch(function, values, kwargs: dict, site) -> TypeError | None:
     name the generated function instead of the user's.
     """
     try:
-        signature = inspect.signature(function)
+        signature = markers.call_signature(function)
     except (TypeError, ValueError):
         return None
     try:

@@ -1077,6 +1077,39 @@ def test_templates_read_only_known_names():
             assert core.template_names(template) <= allowed, f"{rule.name}: {template}"
 
 
+def _literal_identity_tests(expression) -> list[str]:
+    """Return each `is` or `is not` comparison in `expression` with a literal operand."""
+    found = []
+    for node in ast.walk(expression):
+        if not isinstance(node, ast.Compare):
+            continue
+        if not any(isinstance(op, ast.Is | ast.IsNot) for op in node.ops):
+            continue
+        # Python folds `-2.0` to a constant before it checks for `is`.
+        operands = [
+            operand.operand if isinstance(operand, ast.UnaryOp) else operand
+            for operand in [node.left, *node.comparators]
+        ]
+        constants = [operand for operand in operands if isinstance(operand, ast.Constant)]
+        if len(constants) > 1 or any(c.value is not None for c in constants):
+            found.append(ast.unparse(node))
+    return found
+
+
+@pytest.mark.parametrize("literal", ["2", "-2.0", "None"])
+def test_templates_compare_no_literal_with_is(literal):
+    # The compiler binds a literal argument into a template as it is, and
+    # Python warns at `2 is None` (and raises under -W error), so no template
+    # may emit one. Each parameter in turn is bound to the literal.
+    for rule in _all_rules():
+        for literal_param in rule.param_names():
+            bindings = {literal_param: core.parse_template(literal)}
+            for role, template in rule.adjoints.items():
+                expression = gast.gast_to_ast(core.instantiate(template, bindings))
+                found = _literal_identity_tests(expression)
+                assert not found, f"{rule.name}({role}) with {literal_param}={literal}"
+
+
 # The unsupported set and the non-differentiable marks.
 
 

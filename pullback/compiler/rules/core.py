@@ -298,6 +298,30 @@ class _Substitute(gast.NodeTransformer):
             return node
         return copy.deepcopy(replacement)
 
+    def visit_Compare(self, node):
+        # A template's `base is None` with a literal bound to `base` folds to
+        # True or False here, because Python warns at `2 is None` when it
+        # compiles the code (SyntaxWarning: "is" with a literal).
+        self.generic_visit(node)
+        if len(node.ops) != 1 or not isinstance(node.ops[0], gast.Is | gast.IsNot):
+            return node
+        left, right = node.left, node.comparators[0]
+        if not (isinstance(right, gast.Constant) and right.value is None):
+            return node
+        if not _is_literal(left):
+            return node
+        is_none = isinstance(left, gast.Constant) and left.value is None
+        if isinstance(node.ops[0], gast.IsNot):
+            is_none = not is_none
+        return gast.Constant(value=is_none, kind=None)
+
+    def visit_IfExp(self, node):
+        # Keep only the branch that a folded test selects.
+        self.generic_visit(node)
+        if isinstance(node.test, gast.Constant) and isinstance(node.test.value, bool):
+            return node.body if node.test.value else node.orelse
+        return node
+
     def visit_Call(self, node):
         func = node.func
         if (isinstance(func, gast.Name) and func.id == "shape_of"
@@ -307,6 +331,17 @@ class _Substitute(gast.NodeTransformer):
                 read.pb_shape_only = True
             return read
         return self.generic_visit(node)
+
+
+def _is_literal(node) -> bool:
+    """Return whether `node` is a literal, such as `2`, `-2.0`, `None` or `(1, 2)`."""
+    if isinstance(node, gast.Constant):
+        return True
+    if isinstance(node, gast.UnaryOp):
+        return _is_literal(node.operand)
+    if isinstance(node, gast.Tuple | gast.List):
+        return all(_is_literal(element) for element in node.elts)
+    return False
 
 
 def instantiate(template: str, bindings: dict):
