@@ -317,8 +317,8 @@ def _check_sequence_gradient(model, gradient, path) -> None:
     if not isinstance(gradient, tuple | list) or len(gradient) != len(model):
         raise TypeError(
             f"the gradient at {_path_name(path)} is {_describe(gradient)}, but the "
-            f"{type(model).__name__} there has {len(model)} items, so its gradient "
-            f"is a sequence of {len(model)} items"
+            f"{type(model).__name__} there has {_items(len(model))}, so its gradient "
+            f"is a sequence of {_items(len(model))}"
         )
 
 
@@ -376,8 +376,13 @@ def _describe(value) -> str:
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape}"
     if isinstance(value, tuple | list):
-        return f"a {type(value).__name__} of {len(value)} items"
-    return f"a {type(value).__name__}"
+        return f"a {type(value).__name__} of {_items(len(value))}"
+    name = type(value).__name__
+    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
+
+
+def _items(count: int) -> str:
+    return "1 item" if count == 1 else f"{count} items"
 
 
 def tangent_from_leaves(model, leaves: dict, path=()):

@@ -321,7 +321,7 @@ def test_optimizer_rejects_gradient_shape(optimizer_type):
 def test_optimizer_rejects_gradient_length(optimizer_type):
     model = Model()
     gradient = ObjectTangent(pair=(1.0,))
-    with pytest.raises(TypeError, match=r"model\.pair is a tuple of 1 items"):
+    with pytest.raises(TypeError, match=r"model\.pair is a tuple of 1 item,"):
         optimizer_type(model).update(model, along=gradient)
 
 
