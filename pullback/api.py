@@ -47,13 +47,27 @@ class _Compiled:
         self.wrt = wrt
         self.single_use = single_use
         self.generation = registry.generation
-        self.compiled = compile_vjp(function, wrt, single_use=single_use)
+        self.compiled = self.compile()
 
     def get(self) -> CompiledVJP:
         if self.generation != registry.generation or not self.compiled.is_current():
-            self.compiled = compile_vjp(self.function, self.wrt, single_use=self.single_use)
+            self.compiled = self.compile()
             self.generation = registry.generation
         return self.compiled
+
+    def compile(self) -> CompiledVJP:
+        """Compile the VJP, single-use where that was asked for and pays.
+
+        A single-use pullback frees each forward value after its last use.
+        That lowers the peak memory, but glibc then returns the freed memory
+        to the kernel and the next call faults it in again: the CNN training
+        step took 17% longer. So only a function that checkpoints a call,
+        which asks for memory over time, gets one.
+        """
+        compiled = compile_vjp(self.function, self.wrt)
+        if self.single_use and compiled.checkpoints:
+            compiled = compile_vjp(self.function, self.wrt, single_use=True)
+        return compiled
 
 
 registry.set_compiler_hook(_compile_for_caller)
@@ -401,7 +415,7 @@ def value_and_gradient(f: Callable, wrt: Wrt = None) -> Callable:
     (9.0, 6.0)
     """
     # Each pullback runs once, so it may free every value it reads from the
-    # forward pass after its last use.
+    # forward pass after its last use; see `_Compiled.compile`.
     cached = _Compiled(f, wrt, single_use=True)
 
     @functools.wraps(f)
@@ -519,9 +533,9 @@ def adjoint_source(f: Callable, wrt: Wrt = None, *, single_use: bool = False) ->
     The source is the function pullback runs: the forward pass, then a
     nested pullback closure whose blocks quote the source lines they
     differentiate. `value_and_pullback` runs this VJP. `gradient` and
-    `value_and_gradient` call each pullback once, so they run the
-    single-use variant (`single_use=True`), whose pullback deletes each
-    forward value after its last use.
+    `value_and_gradient` call each pullback once, so for a function that
+    checkpoints a call they run the single-use variant (`single_use=True`),
+    whose pullback deletes each forward value after its last use.
     """
     return compile_vjp(f, wrt, single_use=single_use).source
 

@@ -312,8 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--wrt", metavar="NAMES", help=_WRT_HELP)
     dump.add_argument(
         "--single-use", action="store_true",
-        help="print the VJP that gradient() runs, whose pullback deletes each "
-        "forward value after its last use and so runs only once",
+        help="print the single-use VJP, which gradient() runs for a function "
+        "that checkpoints a call: its pullback deletes each forward value after "
+        "its last use and so runs only once",
     )
     dump.set_defaults(run=run_dump)
 

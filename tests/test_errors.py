@@ -815,13 +815,37 @@ def test_traceback_source_matches_adjoint_source():
     frames = traceback.extract_tb(info.value.__traceback__)
     frame = next(frame for frame in frames if frame.name == "logs_negative_sum_vjp")
     generated_lines = {line.strip() for line in linecache.getlines(frame.filename)}
-    # gradient calls its pullback once, so it runs the single-use VJP.
-    source = pullback.adjoint_source(logs_negative_sum, single_use=True)
-    assert source.startswith("# single-use VJP of logs_negative_sum")
+    # Without a checkpointed call, gradient runs the plain VJP.
+    source = pullback.adjoint_source(logs_negative_sum)
+    assert source.startswith("# VJP of logs_negative_sum")
     for line in source.splitlines():
         if line.strip() and not line.startswith("#"):
             assert line.strip() in generated_lines
     assert "[10]" in frame.line
+
+
+@pullback.checkpointed
+def checkpointed_log(x):
+    return np.log(x)
+
+
+def logs_checkpointed_sum(x):
+    total = checkpointed_log(np.sum(x))
+    return total + x[10]
+
+
+def test_checkpointing_traceback_matches_single_use_source():
+    with pytest.raises(IndexError) as info:
+        pullback.gradient(logs_checkpointed_sum)(np.ones(3))
+    frames = traceback.extract_tb(info.value.__traceback__)
+    frame = next(frame for frame in frames if frame.name == "logs_checkpointed_sum_vjp")
+    generated_lines = {line.strip() for line in linecache.getlines(frame.filename)}
+    # A function that checkpoints a call gets gradient's single-use VJP.
+    source = pullback.adjoint_source(logs_checkpointed_sum, single_use=True)
+    assert source.startswith("# single-use VJP of logs_checkpointed_sum")
+    for line in source.splitlines():
+        if line.strip() and not line.startswith("#"):
+            assert line.strip() in generated_lines
 
 
 def test_value_and_pullback_traceback_matches_adjoint_source():

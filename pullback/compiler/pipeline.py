@@ -16,10 +16,16 @@ import numpy
 from pullback.compiler import activity as activity_pass
 from pullback.compiler import emit, naming, optimize, rules
 from pullback.compiler.check import check_function
-from pullback.compiler.classify import classify, static_call
+from pullback.compiler.classify import CHECKPOINT, classify, static_call
 from pullback.compiler.normalize import normalize_function
 from pullback.compiler.parse import ParsedFunction, parse_function, unwrap_function
-from pullback.compiler.reverse import Aliases, ReverseBuilder, is_arithmetic_only, name
+from pullback.compiler.reverse import (
+    Aliases,
+    ReverseBuilder,
+    flatten,
+    is_arithmetic_only,
+    name,
+)
 from pullback.errors import DifferentiationError, WrtError
 from pullback.runtime import markers, registry
 
@@ -51,6 +57,8 @@ class CompiledVJP:
     # The function's `*name` parameter, or None. A `wrt` entry such as
     # "rest[1]" selects one item of its tuple.
     variadic: str | None = None
+    # Whether the function makes a checkpointed call itself.
+    checkpoints: bool = False
 
     def __post_init__(self):
         self.wrt_positions = tuple(
@@ -608,6 +616,7 @@ def _compile(function: types.FunctionType, wrt: tuple[str, ...],
     compiled.numbers_guard = guard or ()
     compiled.numbers_vjp = numbers_vjp
     compiled.resolved = resolved
+    compiled.checkpoints = any(item.kind == CHECKPOINT for item in flatten(block))
     return compiled
 
 

@@ -166,17 +166,17 @@ class ReverseBuilder:
         # are all Python numbers, where nothing broadcasts.
         self.scalars = scalars
         self.numeric_variables = {
-            target for item in _flatten(block)
+            target for item in flatten(block)
             if item.kind == RULE and not item.rule.structured
             for target in item.targets
         } | {
-            variable for item in _flatten(block)
+            variable for item in flatten(block)
             if item.kind == RULE and item.rule.arithmetic
             for _, variable in item.inputs
         }
         self.loop_frames: dict[int, _Frame] = {}
         self.rule_results = {
-            target for item in _flatten(block)
+            target for item in flatten(block)
             if item.kind == RULE and not item.rule.structured
             for target in item.targets
         }
@@ -245,7 +245,7 @@ class ReverseBuilder:
         return _runtime_call(self.aliases, "zero_cotangent", shape_name(variable))
 
     def loop_is_active(self, loop: Loop) -> bool:
-        return any(self.is_active_operation(op) for op in _flatten(loop.body))
+        return any(self.is_active_operation(op) for op in flatten(loop.body))
 
     def forward_loop(self, loop: Loop, commenter: _Commenter) -> list:
         """Emit the loop as written, appending each iteration's values to a tape."""
@@ -441,7 +441,7 @@ class ReverseBuilder:
         commenter.last = None
         # Cotangents of values the branches compute stay inside them; those
         # of values from before the if must be bound on both paths.
-        local = {t for item in _flatten(branch.body + branch.orelse) for t in item.targets}
+        local = {t for item in flatten(branch.body + branch.orelse) for t in item.targets}
         for variable in sorted((set(then_defined) | set(else_defined)) - local):
             for own, other in ((then_defined, body), (else_defined, orelse)):
                 if variable not in own:
@@ -471,7 +471,7 @@ class ReverseBuilder:
         frame = self.loop_frames.get(id(loop))
         if frame is None:
             return []
-        local = {t for item in _flatten(loop.body) for t in item.targets} - loop.headers
+        local = {t for item in flatten(loop.body) for t in item.targets} - loop.headers
 
         # A first pass finds which outer cotangents the loop reaches, and
         # whether all their contributions are numbers or arrays.
@@ -817,7 +817,7 @@ class ReverseBuilder:
         )
 
     def result_is_numeric(self, result: str) -> bool:
-        for item in _flatten(self.block):
+        for item in flatten(self.block):
             if result in item.targets:
                 return item.kind == RULE
         return False
@@ -852,7 +852,7 @@ def is_arithmetic_only(block: list) -> bool:
     Such a function, given Python numbers, computes only numbers: its VJP for
     numbers drops every unbroadcast and adds cotangents with +.
     """
-    for item in _flatten(block):
+    for item in flatten(block):
         if item.kind == RULE:
             if not item.rule.arithmetic:
                 return False
@@ -870,13 +870,13 @@ def is_arithmetic_only(block: list) -> bool:
     return True
 
 
-def _flatten(block):
+def flatten(block):
     for item in block:
         if isinstance(item, Branch):
-            yield from _flatten(item.body)
-            yield from _flatten(item.orelse)
+            yield from flatten(item.body)
+            yield from flatten(item.orelse)
         elif isinstance(item, Loop):
-            yield from _flatten(item.body)
+            yield from flatten(item.body)
         else:
             yield item
 
