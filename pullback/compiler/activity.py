@@ -18,6 +18,7 @@ import dataclasses
 import functools
 
 from pullback.compiler import naming, rules
+from pullback.compiler.normalize import hashable
 from pullback.compiler.classify import (
     CHECKPOINT,
     EXPLICIT,
@@ -266,7 +267,7 @@ def check_unsupported(block: list, activity: Activity, parsed) -> None:
         if not (feeds_result and varied_reads):
             continue
         callee = operation.callee
-        if _hashable(callee) and callee in _BUILTIN_HINTS:
+        if hashable(callee) and callee in _BUILTIN_HINTS:
             raise DifferentiationError(
                 f"{callee.__name__}() has no derivative rule, and its result depends "
                 f"on {', '.join(repr(n) for n in varied_reads)}",
@@ -315,10 +316,3 @@ _BUILTIN_HINTS = {
                      "items.sort()",
 }
 
-
-def _hashable(value) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True

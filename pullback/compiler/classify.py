@@ -16,7 +16,7 @@ import gast
 import numpy as np
 
 from pullback.compiler import rules
-from pullback.compiler.normalize import NormalizedFunction, source_line_of
+from pullback.compiler.normalize import NormalizedFunction, hashable, source_line_of
 from pullback.compiler.rules.unsupported import library_name
 from pullback.errors import DifferentiationError, InternalError, UnsupportedSyntaxError
 from pullback.runtime import markers, registry
@@ -312,7 +312,7 @@ class Classifier:
                 "async def, or await it outside the differentiated function "
                 "and pass in the result",
             )
-        hashable = _hashable(callee)
+        hashable = hashable(callee)
         record = registry.custom_derivative(callee)
         if record is not None:
             return self.user_call(statement, targets, value, callee,
@@ -336,7 +336,7 @@ class Classifier:
         if rule is not None:
             self.reject_starred(value, rule.name)
             return self.rule_call(statement, targets, value, rule)
-        kind = rules.NON_DIFFERENTIABLE_FUNCTIONS.get(callee) if _hashable(callee) else None
+        kind = rules.NON_DIFFERENTIABLE_FUNCTIONS.get(callee) if hashable(callee) else None
         if kind is not None:
             return self.stopped(statement, targets, value, kind,
                                 f"{_display_name(callee)}()")
@@ -620,13 +620,6 @@ def _is_user_name(node) -> bool:
     return not getattr(node, "pb_normalized", False)
 
 
-def _hashable(value) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
-
 
 def _is_library(value) -> bool:
     return library_name(value) is not None
@@ -648,7 +641,7 @@ def _marked_names(call, markers: list) -> list[str]:
 
 
 def _display_name(callee) -> str:
-    name = library_name(callee) if _hashable(callee) else None
+    name = library_name(callee) if hashable(callee) else None
     if name:
         return name
     if isinstance(callee, str):

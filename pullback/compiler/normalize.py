@@ -465,7 +465,7 @@ class _Normalizer:
             if iterable.func.id not in self.local_names and not iterable.keywords:
                 kind = {builtins.range: "range", builtins.enumerate: "enumerate",
                         builtins.zip: "zip", builtins.reversed: "reversed",
-                        }.get(callee) if _hashable(callee) else None
+                        }.get(callee) if hashable(callee) else None
         if kind == "range" and isinstance(node.target, gast.Name):
             arguments = [self.atom(a, env, out) for a in iterable.args]
             return arguments, None, []
@@ -780,7 +780,7 @@ class _Normalizer:
                 f"hint: when the indices are distinct, write {target}[indices] = "
                 f"{ufunc}({target}[indices], values); otherwise loop over them",
             )
-        found = _IN_PLACE_FUNCTIONS.get(function) if _hashable(function) else None
+        found = _IN_PLACE_FUNCTIONS.get(function) if hashable(function) else None
         if found is not None:
             what, fix = found
             raise DifferentiationError(
@@ -1241,7 +1241,8 @@ class _RenameNames(gast.NodeTransformer):
         return node
 
 
-def _hashable(value) -> bool:
+def hashable(value) -> bool:
+    """Return whether `value` can key a dict, as the rule tables need."""
     try:
         hash(value)
     except TypeError:
