@@ -18,7 +18,6 @@ import dataclasses
 import functools
 
 from pullback.compiler import naming, rules
-from pullback.compiler.normalize import hashable
 from pullback.compiler.classify import (
     CHECKPOINT,
     EXPLICIT,
@@ -33,6 +32,7 @@ from pullback.compiler.classify import (
     Operation,
     display_name,
 )
+from pullback.compiler.normalize import hashable
 from pullback.errors import DifferentiationError
 
 

@@ -312,7 +312,7 @@ class Classifier:
                 "async def, or await it outside the differentiated function "
                 "and pass in the result",
             )
-        hashable = hashable(callee)
+        keyable = hashable(callee)
         record = registry.custom_derivative(callee)
         if record is not None:
             return self.user_call(statement, targets, value, callee,
@@ -332,7 +332,7 @@ class Classifier:
             # so it silences the zero-derivative warning too.
             return self.stopped(statement, targets, value, EXPLICIT,
                                 f"@no_derivative function {_display_name(callee)}()")
-        rule = rules.FUNCTION_RULES.get(callee) if hashable else None
+        rule = rules.FUNCTION_RULES.get(callee) if keyable else None
         if rule is not None:
             self.reject_starred(value, rule.name)
             return self.rule_call(statement, targets, value, rule)
