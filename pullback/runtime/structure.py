@@ -277,15 +277,25 @@ def _reject_repeated_positions(array: np.ndarray, index) -> None:
         )
 
 
-def without_item(cotangent, index):
-    """Cotangent of the container before `with_item`: the overwritten part is zero."""
+def without_item(cotangent, index, container=None):
+    """Cotangent of the container before `with_item`: the overwritten part is zero.
+
+    For a list the zero takes the structure of `container[index]`, the item
+    before the write, because the stored value may be a list of another length.
+    """
     if isinstance(cotangent, np.ndarray):
         cleared = cotangent.copy()
         cleared[index] = 0
         return cleared
     if isinstance(cotangent, list):
+        span = _list_slice_span(container, index, cotangent)
+        if span is not None:
+            start, old_stop, new_stop = span
+            return [*cotangent[:start], *zeros_like(container[start:old_stop]),
+                    *cotangent[new_stop:]]
         cleared = list(cotangent)
-        cleared[index] = zeros_like(cleared[index])
+        before = container if isinstance(container, list) else cleared
+        cleared[index] = zeros_like(before[index])
         return cleared
     if isinstance(cotangent, dict):
         cleared = dict(cotangent)
@@ -313,7 +323,31 @@ def item_cotangent(cotangent, index, value, container=None):
     if isinstance(cotangent, dict):
         found = cotangent.get(index)
         return zeros_like(value) if found is None else found
+    if isinstance(cotangent, list):
+        span = _list_slice_span(container, index, cotangent)
+        if span is not None:
+            start, _old_stop, new_stop = span
+            part = cotangent[start:new_stop]
+            if isinstance(value, np.ndarray):
+                return np.asarray(part, dtype=value.dtype).reshape(value.shape)
+            return tuple(part) if isinstance(value, tuple) else part
     return cotangent[index]
+
+
+def _list_slice_span(container, index, cotangent):
+    """Return where `container[index] = value` put the value, or None.
+
+    A contiguous slice write to a list may change its length, so the value
+    takes `new[start:new_stop]` of the new list, and `old[start:old_stop]` is
+    what it replaced. None for any other write, whose positions do not shift.
+    """
+    if not (isinstance(container, list) and isinstance(index, slice)
+            and index.step in (None, 1)):
+        return None
+    start, old_stop, _step = index.indices(len(container))
+    old_stop = max(old_stop, start)
+    new_stop = old_stop + len(cotangent) - len(container)
+    return start, old_stop, new_stop
 
 
 def appended(items: list, value) -> list:

@@ -22,7 +22,7 @@ defrule(structure.joined, "*parts, at=None", structured=True,
 
 # Writes and list growth, which normalization turns into new values.
 defrule(structure.with_item, "container, index, value", structured=True,
-        container="rt.without_item(g, index)",
+        container="rt.without_item(g, index, shape_of(container))",
         value="rt.item_cotangent(g, index, value, shape_of(container))")
 defrule(structure.appended, "items, value", structured=True,
         items="g[:-1]", value="g[-1]")
