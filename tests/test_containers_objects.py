@@ -679,6 +679,52 @@ def test_write_into_alias_rejected(function, write):
     assert ".copy()" in message
 
 
+def item_write_to_unpacked_alias(x):
+    y = x * 2.0
+    w, scale = y, 3.0
+    y[0] = 5.0
+    return np.sum(w * x) * scale
+
+
+def append_to_alias_from_branch(x):
+    items = [x]
+    kept = [x * 3.0]
+    if np.sum(x) > 0.0:
+        kept = items
+    items.append(x * 2.0)
+    return np.sum(kept[-1])
+
+
+def test_write_into_unpacked_alias_rejected():
+    function = item_write_to_unpacked_alias
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(function)(normal(3))
+    assert info.value.location.lineno == function.__code__.co_firstlineno + 3
+    assert "y[...] = ... changes" in str(info.value)
+    assert "w names the same value" in str(info.value)
+
+
+def test_write_into_alias_from_branch_rejected():
+    # The alias holds on one path only, which is enough to change the result.
+    function = append_to_alias_from_branch
+    for sign in (1.0, -1.0):
+        with pytest.raises(DifferentiationError) as info:
+            pullback.gradient(function)(sign * np.abs(normal(3)))
+        assert info.value.location.lineno == function.__code__.co_firstlineno + 5
+        assert "kept names the same value" in str(info.value)
+
+
+def swap_lists_then_append(x):
+    first, second = [x], [x * 2.0]
+    first, second = second, first
+    first.append(x * 5.0)
+    return np.sum(first[-1] * x) + np.sum(second[0])
+
+
+def test_swapped_lists_are_not_aliases():
+    check_gradient(swap_lists_then_append, normal(3))
+
+
 def test_item_write_after_copy_differences():
     check_gradient(item_write_after_copy, normal(3))
 

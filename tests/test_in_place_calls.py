@@ -186,7 +186,21 @@ def shuffle_list(x):
     return np.sum(items[0])
 
 
+def append_to_list_item(x):
+    rows = [[x], [2.0 * x]]
+    rows[0].append(x * 3.0)
+    return np.sum(rows[0][-1])
+
+
+def sort_dict_item(x):
+    values = {"y": x * 1.0}
+    values["y"].sort()
+    return values["y"][0]
+
+
 @pytest.mark.parametrize("function, phrase", [
+    (append_to_list_item, "rows[0].append(...) changes rows[0] in place"),
+    (sort_dict_item, "values['y'].sort(...) changes values['y'] in place"),
     (add_out, "np.add(..., out=y) writes into an existing array"),
     (exp_out_self, "np.exp(..., out=y) writes into an existing array"),
     (sum_method_out, "x.sum(..., out=y) writes into an existing array"),
@@ -207,6 +221,45 @@ def test_in_place_call_rejected(function, phrase):
     message = str(info.value)
     assert phrase in message
     assert "hint:" in message
+
+
+def append_through_item_variable(x):
+    rows = [[x], [2.0 * x]]
+    row = rows[0]
+    row.append(x * 3.0)
+    rows[0] = row
+    return np.sum(rows[0][-1] * x) + np.sum(rows[1][0])
+
+
+def store_shorter_list_item(x):
+    rows = [[x, 2.0 * x], [x * x]]
+    rows[0] = [x * 5.0]
+    return np.sum(rows[0][0] * x) + np.sum(rows[1][0])
+
+
+def store_longer_slice(x):
+    items = [x, 2.0 * x]
+    items[0:1] = [x * x, 3.0 * x]
+    return np.sum(items[0] + 10.0 * items[1] + 100.0 * items[2])
+
+
+def store_shorter_slice(x):
+    items = [x, 2.0 * x, x * x]
+    items[:2] = (4.0 * x,)
+    return np.sum(items[0] * x + 10.0 * items[1])
+
+
+@pytest.mark.parametrize("function", [
+    append_through_item_variable,
+    store_shorter_list_item,
+    store_longer_slice,
+    store_shorter_slice,
+])
+def test_list_item_of_new_length_differences(function):
+    # The stored value has another length than the item or slice it replaces.
+    value, _ = pullback.value_and_gradient(function)(normal(3))
+    assert np.allclose(value, function(normal(3)))
+    check_gradient(function, normal(3))
 
 
 def test_in_place_rejection_names_the_fix():

@@ -622,8 +622,12 @@ class _Normalizer:
         ):
             # `a, b = b, a`: evaluate every right side before binding any name.
             atoms = [self.atom(v, env, out) for v in value.elts]
-            for element, atom in zip(elements, atoms, strict=True):
+            for element, atom, part in zip(elements, atoms, value.elts, strict=True):
                 self.assign(element, atom, env, out)
+                if (isinstance(element, gast.Name) and isinstance(part, gast.Name)
+                        and not _is_normalized(part)):
+                    # `w, z = y, v` makes w name y's value, as `w = y` does.
+                    self.join_alias_groups(atom.id, env[element.id])
             return
         source = self.atom(value, env, out)
         names = []
@@ -649,7 +653,8 @@ class _Normalizer:
     def assign_item(self, target, value, env: dict, out: list) -> None:
         """`y[i] = v` binds a new version of y: `y_1 = rt.with_item(y, i, v)`."""
         # NOTE: a view, list or object that shares y's array does not see this
-        # write, though it would in plain Python. Only `z = y` aliases are checked.
+        # write, though it would in plain Python. Only aliases made by binding
+        # a name to a name (`z = y`, `z, w = y, v`, also in a branch) are checked.
         if not isinstance(target.value, gast.Name):
             raise DifferentiationError(
                 "only items of a plain variable can be assigned in differentiated "
@@ -751,6 +756,7 @@ class _Normalizer:
         `xs.sort()` statements are rebound before this check.
         """
         callee = call.func
+        self.check_not_in_place_item(call, env)
         if (isinstance(callee, gast.Attribute) and isinstance(callee.value, gast.Name)
                 and callee.value.id in env and callee.attr in _IN_PLACE_METHODS
                 and not self.is_method_instance(callee.value.id)):
@@ -790,6 +796,35 @@ class _Normalizer:
                 self.parsed.location(call),
                 f"hint: {fix.format(name=target)}",
             )
+
+    def check_not_in_place_item(self, call, env: dict) -> None:
+        """Reject an in-place method call on an item or attribute of a local.
+
+        `outer[0].append(v)` or `outer[1].sort()` changes the object stored in
+        `outer`, but differentiated code rebinds only plain variables, so the
+        pullback would miss the change.
+        """
+        callee = call.func
+        if not (isinstance(callee, gast.Attribute)
+                and isinstance(callee.value, gast.Subscript | gast.Attribute)
+                and (callee.attr in _IN_PLACE_METHODS
+                     or callee.attr in ("append", "extend"))):
+            return
+        root = callee.value
+        while isinstance(root, gast.Subscript | gast.Attribute):
+            root = root.value
+        if not (isinstance(root, gast.Name) and root.id in env):
+            return
+        owner = _source(callee.value)
+        raise DifferentiationError(
+            f"{owner}.{callee.attr}(...) changes {owner} in place, which "
+            "differentiated code does not follow because it turns changes into "
+            "new values only for plain variables",
+            self.parsed.location(call),
+            f"hint: read it into a variable first, as in `item = {owner}`, change "
+            f"item, and store it back with `{owner} = item`. If it is an object of "
+            "your own class, rename the method",
+        )
 
     def check_no_out_argument(self, call, env: dict) -> None:
         """Reject `out=` in a call statement to NumPy, math or an array method.
@@ -1007,6 +1042,16 @@ class _Normalizer:
                 return other
         return None
 
+    def join_alias_groups(self, first: str, second: str) -> None:
+        """Record that two versions may name the same value."""
+        group = self.alias_groups.setdefault(first, first)
+        other = self.alias_groups.get(second)
+        if other is not None and other != group:
+            for version, version_group in self.alias_groups.items():
+                if version_group == other:
+                    self.alias_groups[version] = group
+        self.alias_groups[second] = group
+
     def assign_key(self, key: str, value, env: dict, out: list) -> None:
         operation = self.operation(value, env, out)
         source = env.get(value.id) if (isinstance(value, gast.Name)
@@ -1015,8 +1060,7 @@ class _Normalizer:
         out.append(_assign(version, operation, self.lineno))
         if source is not None:
             # `key = name`: both name one value, as far as in-place writes go.
-            group = self.alias_groups.setdefault(source, source)
-            self.alias_groups[version] = group
+            self.join_alias_groups(source, version)
         if isinstance(value, gast.Lambda):
             self.local_functions[key] = value
             self.lambda_versions.add(version)
@@ -1065,6 +1109,10 @@ class _Normalizer:
             joined = self.bind(env, key)
             then_body.append(_assign(joined, _name(then_version), node.lineno))
             else_body.append(_assign(joined, _name(else_version), node.lineno))
+            # After the if, the joined name may alias what either branch's did.
+            for version in (then_version, else_version):
+                if version in self.alias_groups:
+                    self.join_alias_groups(version, joined)
 
 
 def _returns_always(statements: list) -> bool:
