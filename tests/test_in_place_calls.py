@@ -11,6 +11,7 @@ outside a for loop. Each rejection must point at the line of the call.
 # ruff: noqa: B007, B905
 
 import logging
+import operator
 import random
 
 import numpy as np
@@ -196,6 +197,75 @@ def sort_dict_item(x):
     values = {"y": x * 1.0}
     values["y"].sort()
     return values["y"][0]
+
+
+def sort_list_unbound(x):
+    items = [x[0], x[1]]
+    list.sort(items)
+    return items[0] + 10.0 * items[1]
+
+
+def sort_array_unbound(x):
+    y = x * 1.0
+    np.ndarray.sort(y)
+    return y[0] + 10.0 * y[1]
+
+
+def set_item_method(x):
+    y = x * 1.0
+    y.__setitem__(0, 5.0 * x[1])
+    return y[0] + 10.0 * y[1]
+
+
+def set_item_operator(x):
+    y = x * 1.0
+    operator.setitem(y, 0, 5.0 * x[1])
+    return y[0] + 10.0 * y[1]
+
+
+def add_in_place_operator(x):
+    items = [x[0]]
+    operator.iadd(items, [x[1]])
+    return items[0] + 10.0 * items[-1]
+
+
+def add_in_place_method(x):
+    y = x * 1.0
+    y.__iadd__(x)
+    return np.sum(y)
+
+
+def shuffle_with_generator(x):
+    y = x * 1.0
+    rng = np.random.default_rng(0)
+    rng.shuffle(y)
+    return y[0] + 10.0 * y[1]
+
+
+def multiply_out_positional(x):
+    y = x * 1.0
+    np.multiply(y, 2.0, y)
+    return np.sum(y * x)
+
+
+@pytest.mark.parametrize("function, line, phrase", [
+    (sort_list_unbound, 2, "list.sort(items, ...) sorts items in place"),
+    (sort_array_unbound, 2, "np.ndarray.sort(y, ...) sorts y in place"),
+    (set_item_method, 2, "y.__setitem__(...) writes an item of y"),
+    (set_item_operator, 2, "operator.setitem(y, ...) writes an item of y"),
+    (add_in_place_operator, 2, "operator.iadd(items, ...) changes items in place"),
+    (add_in_place_method, 2, "y.__iadd__(...) changes y in place"),
+    (shuffle_with_generator, 3, "rng.shuffle(...) shuffles its argument in place"),
+    (multiply_out_positional, 2, "np.multiply(..., out=y) writes into an existing array"),
+])
+def test_indirect_in_place_call_rejected(function, line, phrase):
+    # `line` counts from the def line to the call that changes a value.
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(function)(normal(3))
+    assert info.value.location.lineno == function.__code__.co_firstlineno + line
+    message = str(info.value)
+    assert phrase in message
+    assert "hint:" in message
 
 
 @pytest.mark.parametrize("function, phrase", [

@@ -26,6 +26,7 @@ from __future__ import annotations
 import builtins
 import copy
 import dataclasses
+import operator
 import random
 
 import gast
@@ -831,17 +832,21 @@ class _Normalizer:
 
         Calls whose result is assigned have `out=` rejected with their rule.
         """
-        out = next((k for k in call.keywords if k.arg == "out"), None)
-        if out is None:
-            return
         callee = call.func
         function = self.static_value(callee, env)
+        out = next((k.value for k in call.keywords if k.arg == "out"), None)
+        if (out is None and isinstance(function, np.ufunc)
+                and len(call.args) > function.nin):
+            # A ufunc takes `out` positionally after its operands.
+            out = call.args[function.nin]
+        if out is None:
+            return
         is_library = isinstance(function, np.ufunc) or is_library_callable(function)
         is_local_method = (isinstance(callee, gast.Attribute)
                            and not self.is_static_path(callee, env))
         if not (is_library or is_local_method):
             return
-        written = _source(out.value)
+        written = _source(out)
         raise DifferentiationError(
             f"{_source(callee)}(..., out={written}) writes into an existing "
             "array, which differentiated code does not support",
@@ -1245,7 +1250,21 @@ _IN_PLACE_METHODS = {
                   "write {name} = np.sort({name}), which is also partitioned"),
     "resize": ("resizes {name} in place",
                "build the array of the new size and assign it to {name}"),
+    "shuffle": ("shuffles its argument in place",
+                "index the array with a permutation, as in "
+                "`x = x[{name}.permutation(len(x))]`"),
+    "__setitem__": ("writes an item of {name}", "write {name}[index] = value"),
+    "__delitem__": ("deletes an item of {name}", "rebind {name} without the item"),
 }
+# The augmented-assignment methods, such as __iadd__, change their owner.
+_IN_PLACE_METHODS.update({
+    f"__i{operation}__": ("changes {name} in place",
+                          f"write {{name}} = {{name}} {symbol} value")
+    for operation, symbol in (("add", "+"), ("sub", "-"), ("mul", "*"),
+                              ("truediv", "/"), ("floordiv", "//"), ("pow", "**"),
+                              ("matmul", "@"), ("mod", "%"), ("and", "&"),
+                              ("or", "|"), ("xor", "^"))
+})
 
 # Library functions that change their first argument in place, with the same
 # two parts.
@@ -1264,7 +1283,18 @@ _IN_PLACE_FUNCTIONS = {
     random.shuffle: ("shuffles {name} in place",
                      "index it with a permutation, {name} = "
                      "[{name}[i] for i in np.random.permutation(len({name}))]"),
+    operator.setitem: ("writes an item of {name}", "write {name}[index] = value"),
+    operator.delitem: ("deletes an item of {name}", "rebind {name} without the item"),
 }
+# The unbound forms of the in-place methods, np.ndarray.sort(y) or
+# list.reverse(items), and the in-place operator functions.
+for _owner in (np.ndarray, list, dict):
+    for _method, _parts in _IN_PLACE_METHODS.items():
+        if hasattr(_owner, _method):
+            _IN_PLACE_FUNCTIONS[getattr(_owner, _method)] = _parts
+for _method, _parts in _IN_PLACE_METHODS.items():
+    if _method.startswith("__i") and hasattr(operator, _method.strip("_")):
+        _IN_PLACE_FUNCTIONS[getattr(operator, _method.strip("_"))] = _parts
 
 
 def _parameters(arguments) -> list:
@@ -1318,7 +1348,9 @@ def _assigned_names(statements: list, writes: bool = True) -> set[str]:
             names.add(node.value.id)  # `y[i] = v` binds a new y.
         elif (writes and isinstance(node, gast.Call) and isinstance(node.func, gast.Attribute)
               and node.func.attr in ("append", "extend", "reverse", "sort")
-              and isinstance(node.func.value, gast.Name)):
+              and isinstance(node.func.value, gast.Name)
+              # The method form: `list.sort(items)` writes items, not list.
+              and len(node.args) == (node.func.attr in ("append", "extend"))):
             names.add(node.func.value.id)  # So do `xs.append(v)` and `xs.sort()`.
         pending.extend(gast.iter_child_nodes(node))
     return names
