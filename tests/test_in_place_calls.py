@@ -414,3 +414,56 @@ def test_iterator_builtin_rejected(function, builtin, hint):
     message = str(info.value)
     assert f"{builtin}() has no derivative rule" in message
     assert hint in message
+
+
+# A loop variable is an item of its sequence: writing into it would change
+# the sequence in plain Python.
+
+
+def write_into_row(x):
+    rows = x.reshape(2, 2) * 1.0
+    for row in rows:
+        row[0] = row[0] * 3.0
+    return np.sum(rows * rows)
+
+
+def append_to_item(x):
+    groups = [[x[0]], [x[1]]]
+    for index, group in enumerate(groups):
+        group.append(x[2] * index)
+    return groups[0][0] + groups[1][-1]
+
+
+def add_into_row(x):
+    rows = x.reshape(2, 2) * 1.0
+    for row in rows:
+        row += 1.0
+    return np.sum(rows * rows)
+
+
+@pytest.mark.parametrize("function, phrase", [
+    (write_into_row, "row[...] = ... changes row, an item of rows, in place"),
+    (append_to_item, "group.append(...) changes group, an item of enumerate(groups)"),
+    (add_into_row, "row += ... changes row, an item of rows, in place"),
+])
+def test_write_into_loop_item_rejected(function, phrase):
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(function)(normal(4))
+    assert info.value.location.lineno == function.__code__.co_firstlineno + 3
+    message = str(info.value)
+    assert phrase in message
+    assert ".copy()" in message
+
+
+def write_into_copied_row(x):
+    rows = x.reshape(2, 2) * 1.0
+    total = 0.0
+    for row in rows:
+        row = row.copy()
+        row[0] = row[0] * 3.0
+        total = total + np.sum(row * row)
+    return total
+
+
+def test_write_into_copied_loop_item_differences():
+    check_gradient(write_into_copied_row, normal(4))

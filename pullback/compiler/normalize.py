@@ -107,6 +107,9 @@ class _Normalizer:
         self.inlining: list = []
         # SSA name -> a group of names bound to one value by plain copies.
         self.alias_groups: dict[str, str] = {}
+        # Version of a for-loop variable -> the source of the sequence whose
+        # item it is, until the body rebinds the variable.
+        self.loop_items: dict[str, str] = {}
         # SSA names that hold a tuple for sure: the *name parameter.
         self.tuples: set[str] = set()
 
@@ -579,6 +582,7 @@ class _Normalizer:
                 index = headers[node.target.id]
             for target, value in elements:
                 self.assign(target, value, body_env, body)
+                self.note_loop_items(target, node.iter, body_env)
         statements, _ending = self.block(node.body, body_env)
         body.extend(statements)
         self.lineno = lineno
@@ -1007,10 +1011,11 @@ class _Normalizer:
         and so the gradient, would differ.
         """
         target = node.target.id
+        symbol = _AUGMENTED_SYMBOLS.get(type(node.op).__name__, "op=")
+        self.check_not_loop_item(target, f"{target} {symbol} ...", node, env)
         other = self.alias_of(target, env)
         if other is None:
             return
-        symbol = _AUGMENTED_SYMBOLS.get(type(node.op).__name__, "op=")
         raise DifferentiationError(
             f"{target} {symbol} ... changes {target} in place, and {other} names "
             "the same value, which an array would change too",
@@ -1026,6 +1031,7 @@ class _Normalizer:
         the object z names too, while differentiated code makes a new value
         for y alone: the values, and so the gradient, would differ.
         """
+        self.check_not_loop_item(target, what, node, env)
         other = self.alias_of(target, env)
         if other is None:
             return
@@ -1035,6 +1041,31 @@ class _Normalizer:
             self.parsed.location(node),
             f"hint: copy it first with {target} = {other}.copy(), so the two "
             "names hold separate values",
+        )
+
+    def note_loop_items(self, target, iterable, env: dict) -> None:
+        """Record that the loop variables in `target` are items of `iterable`.
+
+        An item of a list, or a row of an array, is shared with the sequence:
+        in plain Python, `r[0] = v` in `for r in rows:` changes rows too.
+        """
+        for node in gast.walk(target):
+            if isinstance(node, gast.Name) and node.id in env:
+                self.loop_items[env[node.id]] = _source(iterable)
+
+    def check_not_loop_item(self, target: str, what: str, node, env: dict) -> None:
+        """Reject a write into a loop variable that is an item of the sequence."""
+        sequence = self.loop_items.get(env.get(target))
+        if sequence is None:
+            return
+        raise DifferentiationError(
+            f"{what} changes {target}, an item of {sequence}, in place, which plain "
+            f"Python would change in {sequence} too, while differentiated code "
+            "would change only a new value",
+            self.parsed.location(node),
+            f"hint: loop over indices, `for i in range(len({sequence})):`, and "
+            f"write into {sequence}[i] itself, or copy the item first with "
+            f"{target} = {target}.copy()",
         )
 
     def alias_of(self, target: str, env: dict) -> str | None:
