@@ -659,7 +659,8 @@ class _Normalizer:
         """`y[i] = v` binds a new version of y: `y_1 = rt.with_item(y, i, v)`."""
         # NOTE: a view, list or object that shares y's array does not see this
         # write, though it would in plain Python. Only aliases made by binding
-        # a name to a name (`z = y`, `z, w = y, v`, also in a branch) are checked.
+        # a name to a name (`z = y`, `z, w = y, v`, also in a branch) and
+        # for-loop variables, which are items of their sequence, are checked.
         if not isinstance(target.value, gast.Name):
             raise DifferentiationError(
                 "only items of a plain variable can be assigned in differentiated "
