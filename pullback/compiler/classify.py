@@ -491,12 +491,7 @@ class Classifier:
                            for index, argument in enumerate(marker)
                            if isinstance(call.args[argument], gast.Name)]
                 continue
-            if isinstance(marker, int):
-                node = call.args[marker]
-            elif isinstance(marker, tuple) and marker and marker[0] == "keyword":
-                node = next(k.value for k in call.keywords if k.arg == marker[1])
-            else:
-                continue
+            node = _marked_node(call, marker)
             if isinstance(node, gast.Name):
                 inputs.append((position, node.id))
         operation = Operation(statement, USER_CALL, targets, inputs, callee=callee,
@@ -626,18 +621,22 @@ def _is_library(value) -> bool:
 
 
 def _marked_names(call, markers: list) -> list[str]:
-    """Return the variable names that `signature.bind` markers stand for in `call`."""
-    names = []
-    for marker in markers:
-        if isinstance(marker, int):
-            node = call.args[marker]
-        elif isinstance(marker, tuple) and marker and marker[0] == "keyword":
-            node = next(k.value for k in call.keywords if k.arg == marker[1])
-        else:
-            continue
-        if isinstance(node, gast.Name):
-            names.append(node.id)
-    return names
+    """Return the variable names that `signature.bind` markers refer to in `call`."""
+    nodes = [_marked_node(call, marker) for marker in markers]
+    return [node.id for node in nodes if isinstance(node, gast.Name)]
+
+
+def _marked_node(call, marker):
+    """Return the argument node a `signature.bind` marker refers to, or None.
+
+    A marker is a positional index, or ("keyword", name) for a keyword
+    argument. Anything else, such as a default, refers to no node.
+    """
+    if isinstance(marker, int):
+        return call.args[marker]
+    if isinstance(marker, tuple) and marker and marker[0] == "keyword":
+        return next(k.value for k in call.keywords if k.arg == marker[1])
+    return None
 
 
 def _display_name(callee) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import hashlib
 import linecache
 import logging
@@ -84,11 +85,8 @@ def to_source(node) -> str:
 # The cache folder keeps at most this many files; the oldest go first.
 _MAX_CACHED_FILES = 4096
 
-# Empty until the first build of this process checks the folder. Then it
-# holds that folder, or None when no safe folder is available.
-_checked_folder: list[str | None] = []
 
-
+@functools.cache
 def _cache_folder() -> str | None:
     """Return this user's folder for generated files, or None if it is unsafe.
 
@@ -96,8 +94,6 @@ def _cache_folder() -> str | None:
     a file or symbolic link where pullback writes. It is checked, and pruned
     to `_MAX_CACHED_FILES`, once per process.
     """
-    if _checked_folder:
-        return _checked_folder[0]
     owner = os.getuid() if hasattr(os, "getuid") else None
     name = "pullback-generated" if owner is None else f"pullback-generated-{owner}"
     folder = os.path.join(tempfile.gettempdir(), name)
@@ -111,7 +107,6 @@ def _cache_folder() -> str | None:
     except OSError as error:
         logger.debug("no folder for generated source: %s", error)
         folder = None
-    _checked_folder.append(folder)
     return folder
 
 

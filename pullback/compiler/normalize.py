@@ -768,14 +768,10 @@ class _Normalizer:
                 and not self.is_method_instance(callee.value.id)):
             name = callee.value.id
             what, fix = _IN_PLACE_METHODS[callee.attr]
-            raise DifferentiationError(
-                f"{name}.{callee.attr}(...) {what.format(name=name)}, which "
-                "differentiated code does not follow because it turns changes "
-                "into new values",
-                self.parsed.location(call),
-                f"hint: {fix.format(name=name)}. If {name} is an object of your "
-                "own class, rename the method",
-            )
+            raise self.in_place_error(
+                call, f"{name}.{callee.attr}(...) {what.format(name=name)}",
+                f"{fix.format(name=name)}. If {name} is an object of your own "
+                "class, rename the method")
         function = self.static_value(callee, env)
         if function is None or not call.args:
             return
@@ -784,24 +780,25 @@ class _Normalizer:
             getattr(function, "__self__", None), np.ufunc
         ):
             ufunc = _source(callee.value)
-            raise DifferentiationError(
-                f"{ufunc}.at({target}, ...) changes {target} in place, which "
-                "differentiated code does not follow because it turns changes "
-                "into new values",
-                self.parsed.location(call),
-                f"hint: when the indices are distinct, write {target}[indices] = "
-                f"{ufunc}({target}[indices], values); otherwise loop over them",
-            )
+            raise self.in_place_error(
+                call, f"{ufunc}.at({target}, ...) changes {target} in place",
+                f"when the indices are distinct, write {target}[indices] = "
+                f"{ufunc}({target}[indices], values); otherwise loop over them")
         found = _IN_PLACE_FUNCTIONS.get(function) if hashable(function) else None
         if found is not None:
             what, fix = found
-            raise DifferentiationError(
-                f"{_source(callee)}({target}, ...) {what.format(name=target)}, which "
-                "differentiated code does not follow because it turns changes "
-                "into new values",
-                self.parsed.location(call),
-                f"hint: {fix.format(name=target)}",
-            )
+            raise self.in_place_error(
+                call, f"{_source(callee)}({target}, ...) {what.format(name=target)}",
+                fix.format(name=target))
+
+    def in_place_error(self, call, change: str, fix: str) -> DifferentiationError:
+        """Return the error for a call that `change` says changes a value in place."""
+        return DifferentiationError(
+            f"{change}, which differentiated code does not follow because it "
+            "turns changes into new values",
+            self.parsed.location(call),
+            f"hint: {fix}",
+        )
 
     def check_not_in_place_item(self, call, env: dict) -> None:
         """Reject an in-place method call on an item or attribute of a local.

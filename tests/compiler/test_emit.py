@@ -16,8 +16,10 @@ posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissio
 def temporary_root(tmp_path, monkeypatch):
     """Point the cache folder at a fresh temporary root for one test."""
     monkeypatch.setattr(emit.tempfile, "gettempdir", lambda: str(tmp_path))
-    monkeypatch.setattr(emit, "_checked_folder", [])
-    return tmp_path
+    emit._cache_folder.cache_clear()
+    yield tmp_path
+    # Later compiles check the real folder again.
+    emit._cache_folder.cache_clear()
 
 
 def folder_name() -> str:
