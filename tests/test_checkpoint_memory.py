@@ -226,3 +226,14 @@ def test_plain_gradient_peak():
     # block's adjoint adds at most four to them.
     peak = peak_in_arrays(lambda: gradient(chain_plain)(x), x)
     assert peak < 3 * 8 + 4.5
+
+
+def test_single_use_source_declares_names_in_short_lines():
+    source = adjoint_source(chain_checkpointed, single_use=True)
+    declarations = [line.strip() for line in source.splitlines()
+                    if line.strip().startswith("nonlocal ")]
+    assert len(declarations) > 1
+    assert all(len(line) <= 80 for line in declarations)
+    names = [name for line in declarations for name in line[len("nonlocal "):].split(", ")]
+    # Numbered versions in numeric order: x_2 before x_8.
+    assert names.index("x_2") < names.index("x_8")

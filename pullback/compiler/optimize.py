@@ -320,10 +320,23 @@ def release_dead_locals(pullback: gast.FunctionDef, captured: set[str] = frozens
                 last_use[read] = index
     released = _delete_after_last_use(body[:-1], deletable - returned, last_use)
     released.append(body[-1])
-    outer = sorted((deletable - returned) & captured)
-    if outer:
-        released.insert(0, gast.Nonlocal(names=outer))
-    pullback.body = released
+    outer = sorted((deletable - returned) & captured, key=_natural_order)
+    # One declaration per few names keeps each line short: a chain of
+    # checkpointed blocks captures dozens.
+    declarations = [gast.Nonlocal(names=outer[start:start + _NAMES_PER_NONLOCAL])
+                    for start in range(0, len(outer), _NAMES_PER_NONLOCAL)]
+    pullback.body = declarations + released
+
+
+_NAMES_PER_NONLOCAL = 6
+
+
+def _natural_order(name: str) -> tuple:
+    """Sort key that puts x_2 before x_10: numeric parts compare as numbers."""
+    # A number sorts before a word in the same place, so no two parts of
+    # different types are ever compared.
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+                 for part in name.split("_"))
 
 
 def forward_names(vjp: gast.FunctionDef) -> set[str]:
