@@ -467,3 +467,24 @@ def write_into_copied_row(x):
 
 def test_write_into_copied_loop_item_differences():
     check_gradient(write_into_copied_row, normal(4))
+
+
+class Deck:
+    def __init__(self, values):
+        self.values = values
+
+    def reverse(self):
+        self.values = self.values[::-1]
+
+
+def reverse_own_object(deck, x):
+    deck.reverse()
+    return np.sum(x * 2.0)
+
+
+def test_reverse_of_own_object_raises():
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(reverse_own_object, wrt=1)(Deck([1.0, 2.0]), normal(2))
+    message = str(info.value)
+    assert "the value is a Deck, not a list" in message
+    assert "rename the method" in message

@@ -7,6 +7,7 @@ import types
 
 import numpy as np
 
+from pullback.errors import DifferentiationError
 from pullback.runtime.tangents import add, zeros_like
 
 
@@ -363,10 +364,10 @@ def extended(items: list, values) -> list:
 def reversed_list(items: list) -> list:
     """Return `items` in reverse order: `items.reverse()` as a new list."""
     if not isinstance(items, list):
-        raise TypeError(
+        raise DifferentiationError(
             f"differentiated code turns .reverse() into a new list, but the value "
-            f"is a {type(items).__name__}, not a list; rename the method if it is "
-            "your own")
+            f"is a {type(items).__name__}, not a list",
+            hint="hint: rename the method if it is your own")
     return items[::-1]
 
 
@@ -379,13 +380,16 @@ def sorted_copy(value, key=None, reverse=False):
     """
     if isinstance(value, np.ndarray):
         if key is not None or reverse:
-            raise TypeError("ndarray.sort() takes no key or reverse argument")
+            raise DifferentiationError(
+                "ndarray.sort() takes no key or reverse argument",
+                hint="hint: sort with np.sort(value), and reverse with [::-1]")
         return np.sort(value)
     if isinstance(value, list):
         return sorted(value, key=key, reverse=reverse)
-    raise TypeError(
+    raise DifferentiationError(
         f"differentiated code turns .sort() into a new list or array, but the "
-        f"value is a {type(value).__name__}; rename the method if it is your own")
+        f"value is a {type(value).__name__}",
+        hint="hint: rename the method if it is your own")
 
 
 def sorted_copy_adjoint(cotangent, value, key=None, reverse=False):
