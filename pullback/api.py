@@ -61,8 +61,8 @@ class _Compiled:
         A single-use pullback frees each forward value after its last use.
         That lowers the peak memory, but glibc then returns the freed memory
         to the kernel and the next call faults it in again: the CNN training
-        step took 17% longer. So only a function that checkpoints a call,
-        which asks for memory over time, gets one.
+        step of benchmarks/cnn_step.py took 17% longer. So only a function
+        that checkpoints a call, and so trades time for memory, gets one.
         """
         compiled = compile_vjp(self.function, self.wrt)
         if self.single_use and compiled.checkpoints:
@@ -357,6 +357,8 @@ def _describe(value) -> str:
         return f"an array of shape {value.shape} and dtype {value.dtype}"
     if isinstance(value, tuple | list):
         return f"a {type(value).__name__} of {_count_items(len(value))}"
+    if isinstance(value, dict):
+        return f"a dict with the keys {_key_list(value)}"
     return f"a value of type {type(value).__name__}"
 
 
@@ -470,7 +472,7 @@ def _check_cotangent(function, cotangent, value, path: str = "the result"):
             raise CotangentError(
                 f"the cotangent of {path} of {name} must be a dict with the "
                 f"keys {_key_list(value)}, like the result, but got "
-                f"{_describe_keys(cotangent)}"
+                f"{_describe(cotangent)}"
             )
         return {key: _check_cotangent(function, cotangent[key], item, f"{path}[{key!r}]")
                 for key, item in value.items()}
@@ -486,12 +488,6 @@ def _check_cotangent(function, cotangent, value, path: str = "the result"):
         dtype = value.dtype if value.dtype.kind in "fc" else np.float64
         return np.asarray(cotangent, dtype=dtype)
     return cotangent
-
-
-def _describe_keys(value) -> str:
-    if isinstance(value, dict):
-        return f"a dict with the keys {_key_list(value)}"
-    return _describe(value)
 
 
 def _key_list(mapping: dict) -> str:

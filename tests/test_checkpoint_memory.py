@@ -209,7 +209,7 @@ def test_checkpointed_gradient_peak():
     # gradient's pullback runs once, so it frees each block's output after
     # the recomputation that reads it last. Recomputing block 8 needs the
     # outputs of blocks 1 to 7 and adds sin(x), tanh(...) and its result;
-    # the fingerprint stands in for its forward value.
+    # the fingerprint replaces its forward value.
     assert peak < blocks + 2.5
 
 

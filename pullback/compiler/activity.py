@@ -235,12 +235,12 @@ def _described(names: list[str], parsed) -> str:
     """Name the variables among `names` that the user wrote.
 
     The others are temporaries of the normalized code, such as `x_pow_2`
-    for `x ** 2`, which the user never sees; the error's location shows the
-    expression instead.
+    for `x ** 2`, which the user never wrote; the error's location points at
+    the expression instead.
     """
     written = naming.names_in(parsed.node)
-    shown = [repr(n) for n in names if n in written]
-    return ", ".join(shown) if shown else "the differentiated parameters"
+    user_names = [repr(n) for n in names if n in written]
+    return ", ".join(user_names) if user_names else "the differentiated parameters"
 
 
 def check_unsupported(block: list, activity: Activity, parsed) -> None:

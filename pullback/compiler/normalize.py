@@ -767,9 +767,9 @@ class _Normalizer:
                 and callee.value.id in env and callee.attr in _IN_PLACE_METHODS
                 and not self.is_method_instance(callee.value.id)):
             name = callee.value.id
-            what, fix = _IN_PLACE_METHODS[callee.attr]
+            change, fix = _IN_PLACE_METHODS[callee.attr]
             raise self.in_place_error(
-                call, f"{name}.{callee.attr}(...) {what.format(name=name)}",
+                call, f"{name}.{callee.attr}(...) {change.format(name=name)}",
                 f"{fix.format(name=name)}. If {name} is an object of your own "
                 "class, rename the method")
         function = self.static_value(callee, env)
@@ -786,9 +786,9 @@ class _Normalizer:
                 f"{ufunc}({target}[indices], values); otherwise loop over them")
         found = _IN_PLACE_FUNCTIONS.get(function) if hashable(function) else None
         if found is not None:
-            what, fix = found
+            change, fix = found
             raise self.in_place_error(
-                call, f"{_source(callee)}({target}, ...) {what.format(name=target)}",
+                call, f"{_source(callee)}({target}, ...) {change.format(name=target)}",
                 fix.format(name=target))
 
     def in_place_error(self, call, change: str, fix: str) -> DifferentiationError:
@@ -1022,19 +1022,19 @@ class _Normalizer:
             f"{target} alone, or copy it first with {target} = {other}.copy()",
         )
 
-    def check_no_alias_write(self, target: str, what: str, node, env: dict) -> None:
+    def check_no_alias_write(self, target: str, write: str, node, env: dict) -> None:
         """Reject a write into y's items where another variable names y's value.
 
         After `z = y`, plain Python's `y[i] = v` or `y.append(v)` changes
         the object z names too, while differentiated code makes a new value
         for y alone: the values, and so the gradient, would differ.
         """
-        self.check_not_loop_item(target, what, node, env)
+        self.check_not_loop_item(target, write, node, env)
         other = self.alias_of(target, env)
         if other is None:
             return
         raise DifferentiationError(
-            f"{what} changes {target} in place, and {other} names the same "
+            f"{write} changes {target} in place, and {other} names the same "
             "value, which plain Python would change too",
             self.parsed.location(node),
             f"hint: copy it first with {target} = {other}.copy(), so the two "
@@ -1051,13 +1051,13 @@ class _Normalizer:
             if isinstance(node, gast.Name) and node.id in env:
                 self.loop_items[env[node.id]] = _source(iterable)
 
-    def check_not_loop_item(self, target: str, what: str, node, env: dict) -> None:
+    def check_not_loop_item(self, target: str, write: str, node, env: dict) -> None:
         """Reject a write into a loop variable that is an item of the sequence."""
         sequence = self.loop_items.get(env.get(target))
         if sequence is None:
             return
         raise DifferentiationError(
-            f"{what} changes {target}, an item of {sequence}, in place, which plain "
+            f"{write} changes {target}, an item of {sequence}, in place, which plain "
             f"Python would change in {sequence} too, while differentiated code "
             "would change only a new value",
             self.parsed.location(node),

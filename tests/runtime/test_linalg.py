@@ -47,7 +47,7 @@ def test_matmul_adjoints_non_contiguous():
 )
 def test_matmul_adjoints_other_ranks(case, a_shape, b_shape):
     # <a_bar, da> + <b_bar, db> must equal <cotangent, d(a @ b)>. The product
-    # is bilinear, so d(a @ b) = da @ b + a @ db holds without finite differences.
+    # is bilinear, so d(a @ b) = da @ b + a @ db is exact, with no finite differences.
     a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
     da, db = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
     cotangent = rng.standard_normal(np.shape(a @ b))
