@@ -22,7 +22,7 @@ from pullback.errors import (
 )
 from pullback.runtime import registry
 from pullback.runtime.custom import CustomDerivative
-from pullback.runtime.tangents import is_differentiable_value
+from pullback.runtime.tangents import SCALAR_SEEDS, is_differentiable_value
 
 F = TypeVar("F", bound=Callable[..., Any])
 Wrt = str | int | tuple[str | int, ...] | None
@@ -366,7 +366,7 @@ def _count_items(count: int) -> str:
     return "1 item" if count == 1 else f"{count} items"
 
 
-_SEEDS = {float: 1.0, np.float64: np.float64(1.0), np.float32: np.float32(1.0)}
+_SEEDS = SCALAR_SEEDS
 
 
 def _scalar_seed(function, value):
@@ -425,6 +425,13 @@ def value_and_gradient(f: Callable, wrt: Wrt = None) -> Callable:
         compiled = cached.get()
         if compiled.numbers_vjp is not None and _takes_numbers(compiled, args, kwargs):
             return _value_and_gradient_of_numbers(compiled, args)
+        specializer = compiled.specializer
+        if specializer is not None and not kwargs and len(args) == specializer.count:
+            for specialized in specializer.functions:
+                answer = specialized(*args)
+                if answer is not None:
+                    return answer
+            specializer.learn(args)
         value, pullback_of_f = compiled.vjp(*args, **kwargs)
         seed = _SEEDS.get(type(value))
         if seed is None:

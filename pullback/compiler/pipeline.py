@@ -14,7 +14,7 @@ import gast
 import numpy
 
 from pullback.compiler import activity as activity_pass
-from pullback.compiler import emit, naming, optimize, rules
+from pullback.compiler import emit, naming, optimize, rules, specialize
 from pullback.compiler.check import check_function
 from pullback.compiler.classify import CHECKPOINT, classify, static_call
 from pullback.compiler.normalize import normalize_function
@@ -59,6 +59,9 @@ class CompiledVJP:
     variadic: str | None = None
     # Whether the function makes a checkpointed call itself.
     checkpoints: bool = False
+    # Value-and-gradient code specialized to argument shapes and dtypes, for
+    # functions whose shapes never depend on values; see `specialize`.
+    specializer: specialize.Specializer | None = None
 
     def __post_init__(self):
         self.wrt_positions = tuple(
@@ -458,7 +461,7 @@ def _bound_method(method: types.MethodType, wrt_names: tuple[str, ...],
     bound = dataclasses.replace(
         compiled, function=method, params=compiled.params[1:],
         vjp=registry.bind_instance(compiled.vjp, method), numbers_vjp=numbers_vjp,
-        source=note + compiled.source,
+        source=note + compiled.source, specializer=None,
     )
     if parameters != wrt_names:
         bound = _select_items(bound, wrt_names)
@@ -505,7 +508,7 @@ def _select_items(compiled: CompiledVJP, selectors: tuple[str, ...]) -> Compiled
         f"of *{variadic}, which the pullback below returns whole.\n"
     )
     return dataclasses.replace(compiled, wrt=selectors, vjp=selected_vjp,
-                               source=note + compiled.source)
+                               source=note + compiled.source, specializer=None)
 
 
 def _registered(record, wrt: tuple[str, ...]) -> CompiledVJP:
@@ -617,7 +620,31 @@ def _compile(function: types.FunctionType, wrt: tuple[str, ...],
     compiled.numbers_vjp = numbers_vjp
     compiled.resolved = resolved
     compiled.checkpoints = any(item.kind == CHECKPOINT for item in flatten(block))
+    if (not single_use and wrt and variadic is None and not zero
+            and specialize.is_specializable(block, normalized.params)):
+        compiled.specializer = _specializer(vjp_node, parsed, runtime, aliases, compiled)
     return compiled
+
+
+def _specializer(vjp_node, parsed: ParsedFunction, runtime: str, aliases: Aliases,
+                 compiled: CompiledVJP) -> specialize.Specializer | None:
+    """Return a specializer of `compiled`, or None if its VJP is not straight-line."""
+    import pullback.runtime as runtime_module
+
+    fused = specialize.fuse(vjp_node, runtime)
+    if fused is None:
+        return None
+
+    def build(tree, runtime_object, constants):
+        source = emit.to_source(tree)
+        built, _ = emit.build_function(
+            source, tree.name, runtime, runtime_object or runtime_module,
+            parsed.function, parsed.closure_names, tree.name, constants,
+        )
+        return built
+
+    return specialize.Specializer(fused, build, runtime, aliases.numpy,
+                                  compiled.params, compiled.wrt_positions)
 
 
 # Free values that arithmetic-only code may read without computing arrays.

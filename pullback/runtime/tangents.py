@@ -30,6 +30,10 @@ import numpy as np
 
 from pullback.runtime.arrays import ShapeOf
 
+# The cotangent 1 of a scalar result of each of these types, which seeds a
+# gradient. A result of another type is checked before its seed is made.
+SCALAR_SEEDS = {float: 1.0, np.float64: np.float64(1.0), np.float32: np.float32(1.0)}
+
 # Attributes of these types are never differentiable fields of an object.
 _OPAQUE_TYPES = (
     type,
