@@ -5,7 +5,9 @@ The loss is the mean squared error of `relu(x @ w1 + b1) @ w2 + b2` against
 implementations compute the value and the gradient:
 - hand-written: the adjoint written out in NumPy, reusing the forward
   intermediates;
-- pullback: `pullback.value_and_gradient(loss, wrt=(0, 1, 2, 3))`;
+- pullback: `pullback.value_and_gradient(loss, wrt=(0, 1, 2, 3))`, which
+  runs code specialized to the arguments' shapes and dtypes from the second
+  call with them on, so the timed calls run that code;
 - autograd: `autograd.value_and_grad` on the same loss written with
   `autograd.numpy`, skipped when autograd is not installed.
 
@@ -18,9 +20,9 @@ pullback's ratio of minimums is at most TARGET_RATIO.
 
 Run it with `python benchmarks/mlp_gradient.py [--quick] [--breakdown]`.
 `--quick` makes a short smoke run whose times are not meant to be read.
-`--breakdown` also times, at each size, each runtime helper of the generated
-pullback against the NumPy operation it wraps, and the API overhead of
-`value_and_gradient`.
+`--breakdown` also times, at each size, each runtime helper of the general
+pullback against the NumPy operation it wraps, and the whole call through
+the API, the specialized function and the general VJP.
 """
 
 import argparse
@@ -331,7 +333,7 @@ def backward_steps(size) -> list:
 
 
 def print_step_breakdown(size, repeats: int, seconds: float) -> None:
-    """Print each backward step's time in pullback and in the hand-written code."""
+    """Print the time of each step of the general pullback and of the hand-written code."""
     print(f"\nbreakdown at {size_label(size)}: minimum µs per call")
     print(f"{'backward step':<28}{'pullback':>10}{'hand':>8}{'extra':>8}")
     total_pullback = total_hand = 0.0
@@ -352,15 +354,21 @@ def print_step_breakdown(size, repeats: int, seconds: float) -> None:
 def print_call_breakdown(size, repeats: int, seconds: float) -> None:
     """Print the time of a whole gradient through the API, the bare VJP and by hand."""
     args = make_inputs(size)
-    vjp = compile_vjp(loss, WRT).vjp
+    compiled = compile_vjp(loss, WRT)
+    vjp = compiled.vjp
     seed = np.float64(1.0)
 
     def vjp_then_pullback(*args):
         value, pullback_of_loss = vjp(*args)
         return value, pullback_of_loss(seed)
 
+    evaluate = pullback.value_and_gradient(loss, wrt=WRT)
+    evaluate(*args)
+    evaluate(*args)  # The second call with these shapes specializes.
+    specialized = next(f for f in compiled.specializer.functions if f(*args) is not None)
     calls = [
-        ("value_and_gradient", pullback.value_and_gradient(loss, wrt=WRT)),
+        ("value_and_gradient", evaluate),
+        ("specialized function", specialized),
         ("compiled vjp + pullback", vjp_then_pullback),
         ("compiled vjp (forward)", vjp),
         ("loss (forward)", loss),
