@@ -11,6 +11,7 @@ import threading
 import types
 
 import numpy as np
+import programs_shadowed_type
 import pytest
 from gradcheck import check_vjp
 from hypothesis import given, settings
@@ -414,3 +415,41 @@ def test_mlps_of_any_size_match_the_general_vjp(size, seed):
     answer = specialized_answer(loss, (0, 1, 2, 3), args)
     assert_same_bits(answer, general_answer(loss, (0, 1, 2, 3), args))
     check_against_differences(loss, (0, 1, 2, 3), args, answer[1])
+
+
+def uses_type_as_a_local(x):
+    type = x * 2.0
+    return np.sum(type * x)
+
+
+def uses_type_as_a_parameter(type, x):
+    return np.sum(type * x)
+
+
+def copies_values(x, b):
+    y = x
+    z = y
+    w = z * b
+    return np.sum(w * w)
+
+
+@pytest.mark.parametrize("function", [uses_type_as_a_local, uses_type_as_a_parameter,
+                                      programs_shadowed_type.scaled_sum])
+def test_names_shadowing_type_keep_the_guard_working(function):
+    rng = np.random.default_rng(17)
+    args = tuple(rng.standard_normal(3) for _ in range(function.__code__.co_argcount))
+    answer = specialized_answer(function, None, args)
+    assert_same_bits(answer, general_answer(function, None, args))
+    check_against_differences(function, tuple(range(len(args))), args, answer[1])
+
+
+def test_forward_copies_stay_under_their_comments():
+    rng = np.random.default_rng(18)
+    args = (rng.standard_normal(3), rng.standard_normal(3))
+    specialized_answer(copies_values, None, args)
+    function = specializer_of(copies_values, None).functions[0]
+    lines = [line.strip() for line in linecache.getlines(function.__code__.co_filename)]
+    for comment, statement in (("# line", "y = x"), ("# line", "z = y"), ("# line", "w = z * b")):
+        position = lines.index(statement)
+        assert lines[position - 1].startswith(comment)
+        assert lines[position - 1].endswith(statement)

@@ -33,6 +33,7 @@ import threading
 import gast
 import numpy
 
+from pullback.compiler import emit
 from pullback.compiler.classify import COPY, RULE, Operation
 from pullback.compiler.reverse import comment, name
 from pullback.runtime.tangents import SCALAR_SEEDS
@@ -142,6 +143,7 @@ def fuse(vjp: gast.FunctionDef, runtime_alias: str) -> gast.FunctionDef | None:
                                             ctx=gast.Load()),
                         args=[name(value.id)], keywords=[]),
     )
+    seed.pb_seed = True
     cotangents = gradient.value.elts
     result = cotangents[0] if len(cotangents) == 1 else gast.Tuple(elts=cotangents,
                                                                    ctx=gast.Load())
@@ -234,6 +236,7 @@ class Specializer:
         _set_seed(specialized, _SEED_TYPES[seed_type], self._numpy)
         _drop_dead_copies(specialized)
         _merge_copies(specialized)
+        specialized.body = emit.drop_orphan_comments(specialized.body)
         if not self._owns_gradient(specialized, gradient, args):
             return None
         constants = _guard(specialized, self._runtime_alias, args)
@@ -301,7 +304,9 @@ def _guard(tree: gast.FunctionDef, runtime_alias: str, args: tuple) -> dict:
 
     checks = []
     for param, value in zip(params, args, strict=True):
-        kind = gast.Call(func=name("type"), args=[name(param)], keywords=[])
+        # `type` too is reached through a free variable: the user's module or
+        # function may bind that name to something else.
+        kind = gast.Call(func=constant("type", type), args=[name(param)], keywords=[])
         test = gast.BoolOp(op=gast.Or(), values=[
             gast.Compare(left=kind, ops=[gast.IsNot()],
                          comparators=[constant("ndarray", numpy.ndarray)]),
@@ -503,12 +508,14 @@ def _transposed(node):
     return gast.Attribute(value=node, attr="T", ctx=gast.Load())
 
 
+def _is_seed(statement) -> bool:
+    """Return whether `statement` is the seed statement `fuse` wrote, or its replacement."""
+    return getattr(statement, "pb_seed", False)
+
+
 def _set_seed(tree: gast.FunctionDef, dtype_name: str | None, numpy_expression) -> None:
     """Replace the seed statement's `_pb.seed(result)` with the constant it returned."""
-    statement = next(s for s in tree.body
-                     if isinstance(s, gast.Assign) and isinstance(s.value, gast.Call)
-                     and isinstance(s.value.func, gast.Attribute)
-                     and s.value.func.attr == "seed")
+    statement = next(s for s in tree.body if _is_seed(s))
     one = gast.Constant(value=1.0, kind=None)
     if dtype_name is None:
         statement.value = one
@@ -567,14 +574,16 @@ def _drop_dead_copies(tree: gast.FunctionDef) -> None:
 
 
 def _merge_copies(tree: gast.FunctionDef) -> None:
-    """Name a value by its copy's name where `t = v` is followed by `del v`.
+    """Name a cotangent by its copy's name where `t = v` is followed by `del v`.
 
     `out_bar = out_minus_y_bar; del out_minus_y_bar`, left where
     `unbroadcast` became its argument, turns into one assignment to
-    `out_bar`. The copy's name is the one later statements read.
+    `out_bar`. The copy's name is the one later statements read. Only the
+    backward statements, after the seed, are merged: a forward statement
+    stays under the comment that quotes it.
     """
     parameters = {arg.id for arg in tree.args.args}
-    index = 0
+    index = next(i for i, statement in enumerate(tree.body) if _is_seed(statement))
     while index + 1 < len(tree.body):
         copied = _copy_of(tree.body[index])
         following = tree.body[index + 1]
