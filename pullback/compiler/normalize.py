@@ -183,7 +183,9 @@ class _Normalizer:
         if isinstance(node, gast.BinOp):
             left = self.atom(node.left, env, out)
             right = self.atom(node.right, env, out)
-            return gast.BinOp(left=left, op=node.op, right=right)
+            operation = gast.BinOp(left=left, op=node.op, right=right)
+            operation.pb_augmented = getattr(node, "pb_augmented", False)
+            return operation
         if isinstance(node, gast.UnaryOp):
             return gast.UnaryOp(op=node.op, operand=self.atom(node.operand, env, out))
         if isinstance(node, gast.Compare):
@@ -414,6 +416,9 @@ class _Normalizer:
                     part.ctx = gast.Load()
             expanded = gast.BinOp(left=current, op=node.op, right=node.value)
             gast.copy_location(expanded, node)
+            # An array name keeps its shape and dtype through `x += y`: the
+            # VJP applies NumPy's in-place rules to `x + y` (`in_place_result`).
+            expanded.pb_augmented = isinstance(node.target, gast.Name)
             self.assign(node.target, expanded, env, out)
         elif isinstance(node, gast.FunctionDef):
             self.local_functions[node.name] = node

@@ -214,9 +214,33 @@ class ReverseBuilder:
                 out.extend(self.forward_checkpoint(item))
             elif item.kind == USER_METHOD and self.is_active_operation(item):
                 out.append(self.forward_method_call(item))
+            elif item.kind == RULE and self.is_augmented_array_operation(item):
+                out.append(self.forward_augmented(item))
             else:
                 out.append(item.statement)
         return out
+
+    def is_augmented_array_operation(self, operation: Operation) -> bool:
+        """Return whether `operation` is `x op y` from `x op= y`, where `x` may be an array.
+
+        The VJP for numbers computes numbers only, which `x op= y` rebinds.
+        """
+        value = getattr(operation.statement, "value", None)
+        return (not self.scalars and getattr(value, "pb_augmented", False)
+                and isinstance(value.left, gast.Name))
+
+    def forward_augmented(self, operation: Operation):
+        """Return `x_1 = _pb.in_place_result(x op y, x)` for `x op= y`.
+
+        NumPy computes `x op= y` in an array's own memory, so `x` keeps its
+        shape and dtype. The pullback's adjoints of `x op y` already cast
+        and sum each cotangent back to its operand, whatever the result's dtype.
+        """
+        statement = operation.statement
+        value = statement.value
+        checked = _runtime_call(self.aliases, "in_place_result", value, name(value.left.id))
+        return gast.copy_location(gast.Assign(targets=statement.targets, value=checked),
+                                  statement)
 
     def add_push(self, frame, block: list, statements: list, position=None) -> None:
         """Save what the block binds, inside a loop, for the pullback to restore."""

@@ -78,6 +78,46 @@ def like_when_large(value):
     return value
 
 
+def in_place_result(value, target):
+    """Return what `target op= operand` leaves in `target`, given `value = target op operand`.
+
+    NumPy computes an augmented assignment to an array in the array's memory,
+    so the array keeps its shape and dtype. An operand that would broadcast
+    it to a larger shape, or a result that cannot be cast back to its dtype
+    (a float result for an integer array), raises. Differentiated code never
+    writes into an array, so it computes `target op operand` and applies
+    those rules here. Any other target, such as a number or a tuple, takes
+    `value` as it is.
+    """
+    if (type(target) is np.ndarray and type(value) is np.ndarray
+            and value.dtype is target.dtype and value.shape == target.shape):
+        return value  # The common case: nothing to check further.
+    if not isinstance(target, np.ndarray):
+        return value
+    shape = np.shape(value)
+    if shape != target.shape:
+        raise ValueError(
+            f"an augmented assignment such as x += y to an array of shape "
+            f"{target.shape} gives a result of the broadcast shape {shape}, which "
+            "NumPy cannot write into the array, so plain Python raises here too; "
+            "write x = x + y to rebind x to the broadcast result"
+        )
+    dtype = target.dtype
+    result_dtype = np.result_type(value)
+    if result_dtype == dtype and isinstance(value, np.ndarray):
+        return value
+    if not np.can_cast(result_dtype, dtype, "same_kind"):
+        raise TypeError(
+            f"an augmented assignment such as x += y to an array of dtype {dtype} "
+            f"gives a result of dtype {result_dtype}, which NumPy cannot cast back "
+            "to the array's dtype, so plain Python raises here too; write "
+            "x = x + y to rebind x to the result"
+        )
+    if isinstance(value, np.ndarray):
+        return value.astype(dtype)
+    return np.array(value, dtype=dtype)  # A 0-d array stays a 0-d array.
+
+
 def unbroadcast(cotangent, primal):
     """Sum `cotangent` over the axes along which `primal` was broadcast.
 
