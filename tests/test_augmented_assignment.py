@@ -103,3 +103,55 @@ def test_numbers_rebind_as_before():
     assert value == 12.25
     assert gradient == (7.0, 7.0)
     assert "in_place_result" in pullback.adjoint_source(add_in_place)
+
+
+def floor_halve(t, y):
+    t //= y
+    return np.sum(t * t)
+
+
+def shifted_weights(x, k):
+    n = np.full(3, 100, dtype=np.int8)
+    n <<= k
+    return np.sum(x * n)
+
+
+def masked_sum(x, a, b):
+    mask = a > 0.0
+    mask |= b > 0.0
+    return np.sum(x * mask)
+
+
+def test_operators_without_derivative_keep_the_dtype():
+    t = np.array([3.5, 7.25], dtype=np.float32)
+    with pytest.warns(pullback.ZeroDerivativeWarning, match="the operator //"):
+        value = pullback.value_and_gradient(floor_halve, wrt="y")(t, np.array(2.0))[0]
+    expected = plain(floor_halve, t, np.array(2.0))
+    assert type(value) is type(expected)
+    assert value == expected
+
+
+def test_integer_shift_wraps_as_numpy_does():
+    x = np.array([1.0, 2.0, 3.0])
+    value, gradient = pullback.value_and_gradient(shifted_weights, wrt="x")(x, np.int64(1))
+    assert value == plain(shifted_weights, x, np.int64(1))
+    assert np.array_equal(gradient, np.full(3, -56.0))
+
+
+@pytest.mark.parametrize("function, args", [
+    (floor_halve, (np.array([3.5, 7.25]), np.full((3, 2), 2.0))),
+    (masked_sum, (np.ones(3), np.array([1.0, -1.0, 1.0]), np.ones((2, 3)))),
+])
+def test_operators_without_derivative_keep_the_shape(function, args):
+    with pytest.raises(ValueError, match="non-broadcastable"):
+        plain(function, *args)
+    with pytest.raises(ValueError, match="broadcast shape"):
+        pullback.value_and_gradient(function, wrt=0)(*args)
+
+
+def test_failed_cast_is_reported_before_the_shape():
+    t, y = np.arange(3), np.full((2, 3), 0.5)
+    with pytest.raises(TypeError):
+        plain(add_in_place, t, y)
+    with pytest.raises(TypeError, match="cannot cast back"):
+        pullback.value_and_gradient(add_in_place, wrt="b")(t, y)

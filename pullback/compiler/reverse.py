@@ -19,6 +19,7 @@ from pullback.compiler.classify import (
     ATTRIBUTE,
     CHECKPOINT,
     COPY,
+    NO_DERIVATIVE,
     PACK,
     RULE,
     SUBSCRIPT,
@@ -214,7 +215,7 @@ class ReverseBuilder:
                 out.extend(self.forward_checkpoint(item))
             elif item.kind == USER_METHOD and self.is_active_operation(item):
                 out.append(self.forward_method_call(item))
-            elif item.kind == RULE and self.is_augmented_array_operation(item):
+            elif self.is_augmented_array_operation(item):
                 out.append(self.forward_augmented(item))
             else:
                 out.append(item.statement)
@@ -223,10 +224,13 @@ class ReverseBuilder:
     def is_augmented_array_operation(self, operation: Operation) -> bool:
         """Return whether `operation` is `x op y` from `x op= y`, where `x` may be an array.
 
-        The VJP for numbers computes numbers only, which `x op= y` rebinds.
+        That covers operators without a derivative too: `n <<= k` keeps an
+        int8 array int8. The VJP for numbers computes numbers only, which
+        `x op= y` rebinds.
         """
         value = getattr(operation.statement, "value", None)
-        return (not self.scalars and getattr(value, "pb_augmented", False)
+        return (not self.scalars and operation.kind in (RULE, NO_DERIVATIVE)
+                and getattr(value, "pb_augmented", False)
                 and isinstance(value.left, gast.Name))
 
     def forward_augmented(self, operation: Operation):

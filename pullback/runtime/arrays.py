@@ -94,6 +94,17 @@ def in_place_result(value, target):
         return value  # The common case: nothing to check further.
     if not isinstance(target, np.ndarray):
         return value
+    # NumPy checks the cast before the shape, so a call failing both raises
+    # the TypeError.
+    dtype = target.dtype
+    result_dtype = np.result_type(value)
+    if not np.can_cast(result_dtype, dtype, "same_kind"):
+        raise TypeError(
+            f"an augmented assignment such as x += y to an array of dtype {dtype} "
+            f"gives a result of dtype {result_dtype}, which NumPy cannot cast back "
+            "to the array's dtype, so plain Python raises here too; write "
+            "x = x + y to rebind x to the result"
+        )
     shape = np.shape(value)
     if shape != target.shape:
         raise ValueError(
@@ -102,17 +113,8 @@ def in_place_result(value, target):
             "NumPy cannot write into the array, so plain Python raises here too; "
             "write x = x + y to rebind x to the broadcast result"
         )
-    dtype = target.dtype
-    result_dtype = np.result_type(value)
     if result_dtype == dtype and isinstance(value, np.ndarray):
         return value
-    if not np.can_cast(result_dtype, dtype, "same_kind"):
-        raise TypeError(
-            f"an augmented assignment such as x += y to an array of dtype {dtype} "
-            f"gives a result of dtype {result_dtype}, which NumPy cannot cast back "
-            "to the array's dtype, so plain Python raises here too; write "
-            "x = x + y to rebind x to the result"
-        )
     if isinstance(value, np.ndarray):
         return value.astype(dtype)
     return np.array(value, dtype=dtype)  # A 0-d array stays a 0-d array.
