@@ -195,3 +195,22 @@ def test_dict_cotangent_items():
     _, pullback_of_f = pullback.value_and_pullback(pair_with_dict, 3.0)
     assert pullback_of_f((1.0, {"a": 1.0})) == pytest.approx(8.0)
     assert pullback_of_f((0.0, {"a": None})) == pytest.approx(0.0)
+
+
+def test_compiled_functions_are_freed_with_their_closures():
+    import gc
+    import weakref
+
+    def make_loss():
+        weights = np.ones(1000)
+        return lambda x: np.sum(x * weights[:3])
+
+    references = []
+    for _ in range(5):
+        loss = make_loss()
+        pullback.gradient(loss)(np.ones(3))
+        references.append(weakref.ref(loss))
+        del loss
+    gc.collect()
+    assert all(reference() is None for reference in references)
+

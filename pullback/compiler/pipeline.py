@@ -9,6 +9,7 @@ import linecache
 import math
 import threading
 import types
+import weakref
 
 import gast
 import numpy
@@ -103,7 +104,11 @@ class CompiledVJP:
         return checks
 
 
-_cache: dict[tuple, CompiledVJP] = {}
+# Compiled VJPs live in a dict in each function's `__dict__`, under this name,
+# so they are freed with the function. A module-level dict would keep every
+# function ever differentiated alive, with everything its closure holds.
+_CACHE_ATTRIBUTE = "__pullback_vjps__"
+_cached_functions: weakref.WeakSet = weakref.WeakSet()
 _lock = threading.RLock()
 
 
@@ -367,9 +372,12 @@ def compile_primal(function) -> CompiledVJP:
 def _compile_cached(function: types.FunctionType, wrt_names: tuple[str, ...],
                     single_use: bool) -> CompiledVJP:
     """Compile the VJP of `function` for resolved `wrt_names`, or fetch it from the cache."""
+    # The key names the function too: `functools.wraps` copies a function's
+    # `__dict__`, and with it this cache, to its wrapper.
     key = (function, wrt_names, single_use)
     with _lock:
-        compiled = _cache.get(key)
+        cache = _function_cache(function)
+        compiled = cache.get(key)
         if compiled is None or not compiled.is_current():
             parameters = tuple(dict.fromkeys(variadic_item(n)[0] for n in wrt_names))
             if parameters == wrt_names:
@@ -377,8 +385,17 @@ def _compile_cached(function: types.FunctionType, wrt_names: tuple[str, ...],
             else:
                 compiled = _select_items(_compile_cached(function, parameters, single_use),
                                          wrt_names)
-            _cache[key] = compiled
+            cache[key] = compiled
         return compiled
+
+
+def _function_cache(function: types.FunctionType) -> dict:
+    """Return the dict of `function`'s compiled VJPs, made empty on first use."""
+    cache = function.__dict__.get(_CACHE_ATTRIBUTE)
+    if cache is None:
+        cache = function.__dict__[_CACHE_ATTRIBUTE] = {}
+        _cached_functions.add(function)
+    return cache
 
 
 def _class_call(value):
@@ -539,7 +556,8 @@ def _registered_method(record, instance, wrt: tuple[str, ...]) -> CompiledVJP:
 
 def clear_cache() -> None:
     with _lock:
-        _cache.clear()
+        for function in list(_cached_functions):
+            function.__dict__.get(_CACHE_ATTRIBUTE, {}).clear()
 
 
 def _module_alias(parsed: ParsedFunction, module, local_names: set[str]):
