@@ -214,3 +214,17 @@ def test_compiled_functions_are_freed_with_their_closures():
     gc.collect()
     assert all(reference() is None for reference in references)
 
+
+def test_real_parameter_beside_complex_one_raises_no_complex_warning():
+    import warnings
+
+    def squared_modulus(z, y):
+        return np.sum(np.abs(z + y) ** 2)
+
+    z = np.array([1.0 + 2.0j, -0.5 + 0.3j])
+    y = np.array([0.7, 0.2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", getattr(np, "exceptions", np).ComplexWarning)
+        _, (z_bar, y_bar) = pullback.value_and_gradient(squared_modulus)(z, y)
+    assert y_bar.dtype == np.float64
+    assert np.allclose(y_bar, 2 * (z + y).real)

@@ -28,6 +28,10 @@ def cast_like(cotangent, primal):
         return cotangent
     if dtype.kind not in "fc":
         return cotangent
+    if dtype.kind == "f" and np.iscomplexobj(cotangent):
+        # A real primal's cotangent is the real part. Taking it explicitly
+        # avoids NumPy's ComplexWarning, which a warnings filter may raise.
+        cotangent = np.real(cotangent)
     if isinstance(cotangent, np.ndarray):
         return cotangent.astype(dtype, copy=False)
     return dtype.type(cotangent)
