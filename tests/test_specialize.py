@@ -453,3 +453,17 @@ def test_forward_copies_stay_under_their_comments():
         position = lines.index(statement)
         assert lines[position - 1].startswith(comment)
         assert lines[position - 1].endswith(statement)
+
+
+def test_often_called_shape_specialized_after_many_one_offs():
+    def cubes(x):
+        return np.sum(x * x * x)
+
+    evaluate = pullback.value_and_gradient(cubes)
+    for size in range(1, 100):
+        evaluate(np.ones(size))
+    x = np.arange(5.0) + 100.0
+    for _ in range(3):
+        value, gradient = evaluate(x)
+    assert np.array_equal(gradient, 3 * x * x)
+    assert len(specializer_of(cubes, None).functions) == 1

@@ -38,6 +38,11 @@ from pullback.compiler.classify import COPY, RULE, Operation
 from pullback.compiler.reverse import comment, name
 from pullback.runtime.tangents import SCALAR_SEEDS
 
+# NumPy 1.x gives an array combined with a NumPy scalar a dtype that depends
+# on the scalar's value (value-based casting), which a signature cannot fix.
+# NumPy 2 takes dtypes alone (NEP 50).
+_DTYPES_FOLLOW_DTYPES = numpy.lib.NumpyVersion(numpy.__version__) >= "2.0.0"
+
 # Operators whose result's shape and dtype follow from their operands'.
 _OPERATORS = frozenset(
     f"operator {op}" for op in ("Add", "Sub", "Mult", "Div", "Pow", "MatMult", "USub", "UAdd")
@@ -47,8 +52,9 @@ _REDUCTIONS = frozenset({"numpy.sum", "numpy.mean"})
 # Types of the literal arguments a specializable operation may take.
 _LITERAL_TYPES = (bool, int, float, complex, type(None))
 
-# A function is specialized for at most this many signatures, and stops
-# counting new signatures after this many distinct ones.
+# A function is specialized for at most this many signatures. It decides
+# about at most `_MAX_SEEN` signatures, and counts the calls of at most that
+# many undecided ones at a time.
 _MAX_SIGNATURES = 4
 _MAX_SEEN = 64
 
@@ -73,6 +79,8 @@ def is_specializable(block: list, params: list[str]) -> bool:
     A free variable (a global array) could change its shape in place, and a
     branch, a loop or a call to a user function could depend on values.
     """
+    if not _DTYPES_FOLLOW_DTYPES:
+        return False
     defined = set(params)
     for item in block:
         if not isinstance(item, Operation):
@@ -204,8 +212,11 @@ class Specializer:
                 return
             calls = self._seen.get(signature, 0) + 1
             if calls < _CALLS_BEFORE_SPECIALIZING:
-                if len(self._seen) < _MAX_SEEN:
-                    self._seen[signature] = calls
+                if len(self._seen) >= _MAX_SEEN:
+                    # Forget the counts of many one-off signatures, so that one
+                    # called often after them is still specialized.
+                    self._seen.clear()
+                self._seen[signature] = calls
                 return
             self._seen.pop(signature, None)
             function = self._specialize(signature, args)
