@@ -744,7 +744,8 @@ def test_zero_derivative_warning_location():
 
 
 def test_zero_derivative_warning_once():
-    pullback.gradient(ignores_y_once)(np.ones(3), 1.0)
+    with pytest.warns(ZeroDerivativeWarning, match="'y'"):
+        pullback.gradient(ignores_y_once)(np.ones(3), 1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ZeroDerivativeWarning)
         pullback.gradient(ignores_y_once)(np.ones(3), 1.0)
@@ -954,3 +955,20 @@ def test_missing_rule_names_user_variable():
     with pytest.raises(DifferentiationError) as info:
         pullback.gradient(unique_of_local)(np.ones(3))
     assert "depends on 'doubled'" in str(info.value)
+
+
+def extends_with_plus(x, y):
+    xs = [x]
+    xs += [y]  # rejected: list concatenation
+    return xs[0] * xs[1]
+
+
+def test_list_concatenation_points_at_the_statement():
+    with pytest.raises(DifferentiationError) as info:
+        pullback.differentiable(extends_with_plus)
+
+    lineno, text = line_marked("# rejected: list concatenation")
+    location = info.value.location
+    assert location.lineno == lineno
+    assert location.col == text.index("xs +=") + 1
+    assert "concatenates" in str(info.value)

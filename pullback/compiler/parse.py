@@ -48,9 +48,13 @@ class ParsedFunction:
         """Return the user's file, line and column of a node of this function."""
         lineno = (getattr(node, "lineno", None) or getattr(node, "pb_lineno", None)
                   or self.node.lineno)
-        col = (getattr(node, "col_offset", None) or 0) + 1
         text = self.lines[lineno - 1] if 0 < lineno <= len(self.lines) else ""
-        return SourceLocation(self.filename, lineno, col, text)
+        col_offset = getattr(node, "col_offset", None)
+        if col_offset is None:
+            # A statement that normalization wrote: point at the source line's
+            # first statement, where the caret goes too.
+            col_offset = len(text) - len(text.lstrip())
+        return SourceLocation(self.filename, lineno, col_offset + 1, text)
 
     def source_line(self, lineno: int) -> str:
         if 0 < lineno <= len(self.lines):
