@@ -228,3 +228,21 @@ def test_real_parameter_beside_complex_one_raises_no_complex_warning():
         _, (z_bar, y_bar) = pullback.value_and_gradient(squared_modulus)(z, y)
     assert y_bar.dtype == np.float64
     assert np.allclose(y_bar, 2 * (z + y).real)
+
+
+def test_differentiated_function_state_pickles_empty():
+    import copy
+    import pickle
+
+    def make_loss():
+        weights = np.ones(3)
+        return lambda x: np.sum(x * weights)
+
+    loss = make_loss()
+    evaluate = pullback.value_and_gradient(loss)
+    for _ in range(3):
+        evaluate(np.ones(3))
+    # cloudpickle and copy carry a local function's __dict__ by value.
+    assert all(len(cache) == 0 for cache in pickle.loads(pickle.dumps(vars(loss))).values())
+    assert all(len(cache) == 0 for cache in copy.deepcopy(vars(loss)).values())
+    assert np.array_equal(evaluate(np.ones(3))[1], np.ones(3))

@@ -109,6 +109,17 @@ class CompiledVJP:
 # function ever differentiated alive, with everything its closure holds.
 _CACHE_ATTRIBUTE = "__pullback_vjps__"
 _cached_functions: weakref.WeakSet = weakref.WeakSet()
+
+
+class _FunctionCache(dict):
+    """A function's compiled VJPs, by (function, wrt, single_use).
+
+    A pickled or copied function carries an empty one: cloudpickle pickles a
+    local function's `__dict__`, and compiled code is rebuilt where it runs.
+    """
+
+    def __reduce__(self):
+        return (_FunctionCache, ())
 _lock = threading.RLock()
 
 
@@ -393,7 +404,7 @@ def _function_cache(function: types.FunctionType) -> dict:
     """Return the dict of `function`'s compiled VJPs, made empty on first use."""
     cache = function.__dict__.get(_CACHE_ATTRIBUTE)
     if cache is None:
-        cache = function.__dict__[_CACHE_ATTRIBUTE] = {}
+        cache = function.__dict__[_CACHE_ATTRIBUTE] = _FunctionCache()
         _cached_functions.add(function)
     return cache
 
