@@ -107,7 +107,9 @@ def differentiable(function=None, *, wrt=None):
 # Parameters annotated with these types never warn, whatever their value.
 _NON_DIFFERENTIABLE_ANNOTATIONS = (int, bool, str, "int", "bool", "str")
 
-# Zero-derivative warnings go out once per compiled function and wrt.
+# Zero-derivative warnings go out once per function and wrt. A plain
+# function records its warnings in its own cache, so that they do not keep
+# it alive; other callables (registered C functions) are recorded here.
 _warned: set[tuple] = set()
 _warned_lock = threading.Lock()
 
@@ -132,11 +134,17 @@ def _argument_values(compiled: CompiledVJP, args: tuple, kwargs: dict) -> dict:
 def _warn_zero_derivatives(compiled: CompiledVJP, values: dict) -> None:
     if not compiled.zero_derivatives:
         return
-    key = (compiled.function, compiled.wrt)
+    function = getattr(compiled.function, "__func__", compiled.function)
+    cache = registry.function_cache(function)
+    key = ("zero-derivative warning", function, compiled.wrt)
     with _warned_lock:
-        if key in _warned:
+        warned = _warned if cache is None else cache
+        if key in warned:
             return
-        _warned.add(key)
+        if cache is None:
+            _warned.add(key)
+        else:
+            cache[key] = True
     code = getattr(compiled.function, "__code__", None)
     filename = code.co_filename if code else compiled.filename
     lineno = code.co_firstlineno if code else 0

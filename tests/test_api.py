@@ -246,3 +246,70 @@ def test_differentiated_function_state_pickles_empty():
     assert all(len(cache) == 0 for cache in pickle.loads(pickle.dumps(vars(loss))).values())
     assert all(len(cache) == 0 for cache in copy.deepcopy(vars(loss)).values())
     assert np.array_equal(evaluate(np.ones(3))[1], np.ones(3))
+
+
+def test_called_functions_are_freed_with_their_closures():
+    import gc
+    import weakref
+
+    def make_loss():
+        weights = np.ones(1000)
+
+        def scale(x):
+            return x * weights[:3]
+
+        def loss(x):
+            return np.sum(scale(x))
+
+        return loss, weakref.ref(scale)
+
+    references = []
+    for _ in range(5):
+        loss, reference = make_loss()
+        pullback.gradient(loss)(np.ones(3))
+        references.append(reference)
+        del loss
+    gc.collect()
+    assert all(reference() is None for reference in references)
+
+
+def test_functions_that_warned_are_freed():
+    import gc
+    import warnings
+    import weakref
+
+    references = []
+    for _ in range(3):
+        def ignores_y(x, y):
+            return np.sum(x * 2.0)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pullback.ZeroDerivativeWarning)
+            pullback.gradient(ignores_y)(np.ones(3), np.ones(3))
+        references.append(weakref.ref(ignores_y))
+        del ignores_y
+    gc.collect()
+    assert all(reference() is None for reference in references)
+
+
+def test_copied_function_sees_later_registrations():
+    import copy
+    import types
+
+    def sine_sum(x):
+        return np.sum(np.sin(x))
+
+    pullback.gradient(sine_sum)(np.zeros(2))
+    twin = types.FunctionType(sine_sum.__code__, sine_sum.__globals__, "twin")
+    twin.__dict__.update(copy.deepcopy(vars(sine_sum)))
+    assert np.array_equal(pullback.gradient(twin)(np.zeros(2)), np.ones(2))
+
+    @pullback.derivative_of(np.sin, replace=True)
+    def scaled_sin_vjp(x):
+        return np.sin(x), lambda g: 100.0 * g * np.cos(x)
+
+    try:
+        assert np.array_equal(pullback.gradient(twin)(np.zeros(2)), np.full(2, 100.0))
+    finally:
+        pullback.runtime.registry.unregister_custom(np.sin)
+    assert np.array_equal(pullback.gradient(twin)(np.zeros(2)), np.ones(2))

@@ -9,7 +9,6 @@ import linecache
 import math
 import threading
 import types
-import weakref
 
 import gast
 import numpy
@@ -104,22 +103,6 @@ class CompiledVJP:
         return checks
 
 
-# Compiled VJPs live in a dict in each function's `__dict__`, under this name,
-# so they are freed with the function. A module-level dict would keep every
-# function ever differentiated alive, with everything its closure holds.
-_CACHE_ATTRIBUTE = "__pullback_vjps__"
-_cached_functions: weakref.WeakSet = weakref.WeakSet()
-
-
-class _FunctionCache(dict):
-    """A function's compiled VJPs, by (function, wrt, single_use).
-
-    A pickled or copied function carries an empty one: cloudpickle pickles a
-    local function's `__dict__`, and compiled code is rebuilt where it runs.
-    """
-
-    def __reduce__(self):
-        return (_FunctionCache, ())
 _lock = threading.RLock()
 
 
@@ -384,10 +367,10 @@ def _compile_cached(function: types.FunctionType, wrt_names: tuple[str, ...],
                     single_use: bool) -> CompiledVJP:
     """Compile the VJP of `function` for resolved `wrt_names`, or fetch it from the cache."""
     # The key names the function too: `functools.wraps` copies a function's
-    # `__dict__`, and with it this cache, to its wrapper.
+    # `__dict__`, and with it the cache, to its wrapper.
     key = (function, wrt_names, single_use)
     with _lock:
-        cache = _function_cache(function)
+        cache = registry.function_cache(function)
         compiled = cache.get(key)
         if compiled is None or not compiled.is_current():
             parameters = tuple(dict.fromkeys(variadic_item(n)[0] for n in wrt_names))
@@ -398,15 +381,6 @@ def _compile_cached(function: types.FunctionType, wrt_names: tuple[str, ...],
                                          wrt_names)
             cache[key] = compiled
         return compiled
-
-
-def _function_cache(function: types.FunctionType) -> dict:
-    """Return the dict of `function`'s compiled VJPs, made empty on first use."""
-    cache = function.__dict__.get(_CACHE_ATTRIBUTE)
-    if cache is None:
-        cache = function.__dict__[_CACHE_ATTRIBUTE] = _FunctionCache()
-        _cached_functions.add(function)
-    return cache
 
 
 def _class_call(value):
@@ -567,8 +541,7 @@ def _registered_method(record, instance, wrt: tuple[str, ...]) -> CompiledVJP:
 
 def clear_cache() -> None:
     with _lock:
-        for function in list(_cached_functions):
-            function.__dict__.get(_CACHE_ATTRIBUTE, {}).clear()
+        registry.forget_compiled()
 
 
 def _module_alias(parsed: ParsedFunction, module, local_names: set[str]):

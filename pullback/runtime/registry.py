@@ -18,8 +18,55 @@ from collections.abc import Callable
 from pullback.errors import PullbackError
 from pullback.runtime.markers import checkpointed_target
 
-# Compiled VJPs of plain Python functions, by (function, wrt names).
+# VJPs of callables other than plain Python functions, by (callable, wrt
+# names, single use, primal). A plain function keeps its own in a
+# `FunctionCache`, so they are freed with it.
 _compiled: dict[tuple, Callable] = {}
+
+# The attribute of a plain function's `__dict__` that holds its `FunctionCache`.
+_CACHE_ATTRIBUTE = "__pullback_vjps__"
+
+# Bumped whenever every cached VJP must be compiled again.
+_epoch = 0
+
+
+class FunctionCache(dict):
+    """What pullback compiled for one function, kept in the function's `__dict__`.
+
+    A module-level dict would keep every function ever differentiated alive,
+    with everything its closure holds. A pickled or copied function carries
+    an empty cache, because cloudpickle pickles a local function's
+    `__dict__` and compiled code holds locks and generated functions.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = _epoch
+
+    def __reduce__(self):
+        return (FunctionCache, ())
+
+
+def function_cache(function) -> FunctionCache | None:
+    """Return the cache of a plain Python function, or None for another callable.
+
+    A cache made before the last registration or `forget_compiled` is
+    replaced by an empty one.
+    """
+    if type(function) is not types.FunctionType:
+        return None
+    namespace = function.__dict__
+    cache = namespace.get(_CACHE_ATTRIBUTE)
+    if cache is None or cache.epoch != _epoch:
+        cache = namespace[_CACHE_ATTRIBUTE] = FunctionCache()
+    return cache
+
+
+def forget_compiled() -> None:
+    """Make every function compile its VJPs again at their next use."""
+    global _epoch
+    _epoch += 1
+    _compiled.clear()
 
 # Custom derivatives registered by `derivative_of`, which win over compiled
 # VJPs. Values are `CustomDerivative` records.
@@ -58,14 +105,14 @@ def _key(function):
 def register_custom(function, record) -> None:
     global generation
     _custom[_key(function)] = record
-    _compiled.clear()
+    forget_compiled()
     generation += 1
 
 
 def unregister_custom(function) -> None:
     global generation
     if _custom.pop(_key(function), None) is not None:
-        _compiled.clear()
+        forget_compiled()
         generation += 1
 
 
@@ -165,7 +212,10 @@ def _find_vjp(function, wrt: tuple, single_use: bool, primal: bool = False) -> C
         found = _find_vjp(function.__func__, wrt, single_use, primal)
         return bind_instance(found, function)
     key = (_key(function), wrt, single_use, primal)
-    compiled = _compiled.get(key)
+    cache = function_cache(function)
+    if cache is None:
+        cache = _compiled
+    compiled = cache.get(key)
     if compiled is not None and compiled.is_current():
         return compiled.vjp
     record = custom_derivative(function)
@@ -188,9 +238,9 @@ def _find_vjp(function, wrt: tuple, single_use: bool, primal: bool = False) -> C
             compiled = _compiler_hook(function, wrt, single_use=single_use, primal=True)
         else:
             compiled = _compiler_hook(function, wrt, single_use=single_use)
-        _compiled[key] = compiled
+        cache[key] = compiled
         return compiled.vjp
-    _compiled[key] = _Registered(vjp)
+    cache[key] = _Registered(vjp)
     return vjp
 
 
