@@ -1,4 +1,4 @@
-"""A program in a module whose global `type` shadows the builtin, as a setting may."""
+"""Programs in a module whose globals shadow or lose names generated code uses.
 
 import numpy as np
 
@@ -7,3 +7,7 @@ type = "relu"
 
 def scaled_sum(x):
     return np.sum(x * x * 2.0)
+
+
+def bilinear(w, b, x, u, v):
+    return u @ (x @ w + b) @ v

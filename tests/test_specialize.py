@@ -467,3 +467,18 @@ def test_often_called_shape_specialized_after_many_one_offs():
         value, gradient = evaluate(x)
     assert np.array_equal(gradient, 3 * x * x)
     assert len(specializer_of(cubes, None).functions) == 1
+
+
+def test_rebound_numpy_global_recompiles_specialized_code():
+    rng = np.random.default_rng(19)
+    shapes = ((4, 3), (3,), (5, 4), (5,), (3,))
+    args = tuple(rng.standard_normal(shape) for shape in shapes)
+    function = programs_shadowed_type.bilinear
+    expected = specialized_answer(function, (0, 1), args)
+    saved = programs_shadowed_type.np
+    try:
+        programs_shadowed_type.np = None  # The function itself never reads np.
+        answer = pullback.value_and_gradient(function, wrt=(0, 1))(*args)
+    finally:
+        programs_shadowed_type.np = saved
+    assert_same_bits(answer, (expected[0], expected[1]))

@@ -582,6 +582,11 @@ def _compile(function: types.FunctionType, wrt: tuple[str, ...],
 
     normalized = normalize_function(parsed, namer, runtime)
     block, resolved = classify(normalized)
+    for module, alias in ((numpy, aliases.numpy), (math, aliases.math)):
+        if isinstance(alias, gast.Name):
+            # Generated code may reach NumPy through a global `np` that the
+            # function itself never reads; rebinding it must recompile too.
+            resolved.setdefault(alias.id, module)
     activity = activity_pass.analyze(block, normalized.params, list(wrt), normalized.result)
     activity_pass.check_unsupported(block, activity, parsed)
 
