@@ -1,4 +1,4 @@
-"""Programs in a module whose globals shadow or lose names generated code uses.
+"""Programs in a module whose globals shadow or lose names generated code uses."""
 
 import numpy as np
 
