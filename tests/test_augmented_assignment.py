@@ -155,3 +155,19 @@ def test_failed_cast_is_reported_before_the_shape():
         plain(add_in_place, t, y)
     with pytest.raises(TypeError, match="cannot cast back"):
         pullback.value_and_gradient(add_in_place, wrt="b")(t, y)
+
+
+def offsets(w, c, d):
+    for _ in range(2):
+        c += d  # The loop does not involve w, so the VJP writes it as is.
+    return w * c
+
+
+def test_loop_without_derivative_keeps_in_place_rules():
+    c, d = np.zeros(2, np.float32), np.full(2, 0.1)
+    value = pullback.value_and_pullback(offsets, 1.0, c, d, wrt="w")[0]
+    expected = plain(offsets, 1.0, c, d)
+    assert value.dtype == np.float32
+    assert np.array_equal(value, expected)
+    with pytest.raises(ValueError, match="broadcast shape"):
+        pullback.value_and_pullback(offsets, 1.0, np.zeros(2), np.ones((3, 2)), wrt="w")

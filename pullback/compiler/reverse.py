@@ -233,6 +233,26 @@ class ReverseBuilder:
                 and getattr(value, "pb_augmented", False)
                 and isinstance(value.left, gast.Name))
 
+    def with_in_place_results(self, loop):
+        """Return a copy of an inactive loop, written as is, with `forward_augmented` applied.
+
+        The loop statement is shared with the VJP for numbers, so it is copied.
+        """
+        if self.scalars:
+            return loop
+        loop = copy.deepcopy(loop)
+        for node in gast.walk(loop):
+            for field in ("body", "orelse"):
+                statements = getattr(node, field, None)
+                if not isinstance(statements, list):
+                    continue
+                for index, statement in enumerate(statements):
+                    if (isinstance(statement, gast.Assign)
+                            and getattr(statement.value, "pb_augmented", False)
+                            and isinstance(statement.value.left, gast.Name)):
+                        statements[index] = self.in_place_assignment(statement)
+        return loop
+
     def forward_augmented(self, operation: Operation):
         """Return `x_1 = _pb.in_place_result(x op y, x)` for `x op= y`.
 
@@ -240,7 +260,9 @@ class ReverseBuilder:
         shape and dtype. The pullback's adjoints of `x op y` already cast
         and sum each cotangent back to its operand, whatever the result's dtype.
         """
-        statement = operation.statement
+        return self.in_place_assignment(operation.statement)
+
+    def in_place_assignment(self, statement):
         value = statement.value
         checked = _runtime_call(self.aliases, "in_place_result", value, name(value.left.id))
         return gast.copy_location(gast.Assign(targets=statement.targets, value=checked),
@@ -279,7 +301,7 @@ class ReverseBuilder:
         """Emit the loop as written, appending each iteration's values to a tape."""
         statement = loop.statement
         if not self.loop_is_active(loop):
-            return [statement]
+            return [self.with_in_place_results(statement)]
         label = statement.target.id if isinstance(statement, gast.For) else "while"
         tape = self.namer.fresh(f"{label}_iterations")
         frame = _Frame(tape, self.namer.fresh(f"{tape}_left"))

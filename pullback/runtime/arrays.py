@@ -100,6 +100,9 @@ def in_place_result(value, target):
         return value
     # NumPy checks the cast before the shape, so a call failing both raises
     # the TypeError.
+    # NOTE: operands that do not broadcast at all fail earlier, in `x op y`,
+    # with ValueError, where NumPy's in-place call raises TypeError for a
+    # cast it cannot make.
     dtype = target.dtype
     result_dtype = np.result_type(value)
     if not np.can_cast(result_dtype, dtype, "same_kind"):
