@@ -168,14 +168,16 @@ def _finish_cotangent(cotangent, primal):
         type(cotangent) is np.ndarray
         and type(primal) is np.ndarray
         and cotangent.dtype is primal.dtype
-        and primal.dtype.kind in "fc"
+        and primal.dtype.kind == "f"
         and (cotangent.base is None or cotangent.flags.writeable)
     ):
         # The common case of a floating array: a cotangent that owns its
         # memory was written by the pullback.
         return cotangent
+    if runtime.is_complex_value(primal) or runtime.is_complex_value(cotangent):
+        raise runtime.complex_values_error()
     if type(primal) is np.ndarray:
-        if primal.dtype.kind not in "fc":
+        if primal.dtype.kind != "f":
             return None
     elif not is_differentiable_value(primal):
         return None
@@ -305,7 +307,7 @@ def _are_finished_arrays(cotangents, args: tuple, positions: tuple) -> bool:
         ):
             return False
         dtype = primal.dtype
-        if cotangent.dtype is not dtype or dtype.kind not in "fc":
+        if cotangent.dtype is not dtype or dtype.kind != "f":
             return False
     return len(set(map(id, cotangents))) == len(cotangents)
 

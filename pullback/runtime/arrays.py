@@ -18,6 +18,30 @@ def _shape(value) -> tuple:
     return shape
 
 
+def is_complex_value(value) -> bool:
+    """Return whether `value` is a complex number, or a NumPy array or scalar of one."""
+    if isinstance(value, np.ndarray | np.generic):
+        return value.dtype.kind == "c"
+    return isinstance(value, complex)
+
+
+def complex_values_error():
+    """Return the error for a gradient that flows through complex numbers.
+
+    The derivative rules follow no convention for conjugating complex
+    values: the product's adjoint does not conjugate and `abs`'s does. A
+    gradient through complex values would be wrong, so it is an error.
+    """
+    from pullback.errors import DifferentiationError
+
+    return DifferentiationError(
+        "pullback does not differentiate complex numbers: a complex argument, or "
+        "a complex value computed from a real one, reached the gradient, and the "
+        "derivative rules follow no convention for conjugating complex values",
+        hint="hint: carry the real and imaginary parts as separate real arrays",
+    )
+
+
 def cast_like(cotangent, primal):
     """Give `cotangent` the floating dtype of `primal` (float32 stays float32).
 
@@ -28,10 +52,8 @@ def cast_like(cotangent, primal):
         return cotangent
     if dtype.kind not in "fc":
         return cotangent
-    if dtype.kind == "f" and np.iscomplexobj(cotangent):
-        # A real primal's cotangent is the real part. Taking it explicitly
-        # avoids NumPy's ComplexWarning, which a warnings filter may raise.
-        cotangent = np.real(cotangent)
+    if dtype.kind == "f" and is_complex_value(cotangent):
+        raise complex_values_error()
     if isinstance(cotangent, np.ndarray):
         return cotangent.astype(dtype, copy=False)
     return dtype.type(cotangent)
