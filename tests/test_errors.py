@@ -972,3 +972,17 @@ def test_list_concatenation_points_at_the_statement():
     assert location.lineno == lineno
     assert location.col == text.index("xs +=") + 1
     assert "concatenates" in str(info.value)
+
+
+def concatenates_after_a_statement(x, y):
+    xs = [x]; xs += [y]  # noqa: E702 - rejected: second statement
+    return xs[0] * xs[1]
+
+
+def test_error_points_at_the_second_statement_on_a_line():
+    with pytest.raises(DifferentiationError) as info:
+        pullback.differentiable(concatenates_after_a_statement)
+
+    lineno, text = line_marked("# noqa: E702 - rejected: second statement")
+    assert info.value.location.lineno == lineno
+    assert info.value.location.col == text.index("xs +=") + 1

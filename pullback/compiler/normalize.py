@@ -392,7 +392,15 @@ class _Normalizer:
         for statement in statements:
             # Statements the loop rewriting made may lack a line of their own.
             self.lineno = getattr(statement, "lineno", None) or self.lineno
+            start = len(out)
             ending = self.statement(statement, env, out)
+            column = getattr(statement, "col_offset", None)
+            if column is not None:
+                # Errors about a statement written here point at its source
+                # statement, also where a line holds several.
+                for written in out[start:]:
+                    if getattr(written, "pb_col_offset", None) is None:
+                        written.pb_col_offset = column
             if ending:
                 return out, ending
         return out, None

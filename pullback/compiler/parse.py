@@ -51,8 +51,10 @@ class ParsedFunction:
         text = self.lines[lineno - 1] if 0 < lineno <= len(self.lines) else ""
         col_offset = getattr(node, "col_offset", None)
         if col_offset is None:
-            # A statement that normalization wrote: point at the source line's
-            # first statement, where the caret goes too.
+            # A statement that normalization wrote points at the source
+            # statement it came from, or else at the line's first statement.
+            col_offset = getattr(node, "pb_col_offset", None)
+        if col_offset is None:
             col_offset = len(text) - len(text.lstrip())
         return SourceLocation(self.filename, lineno, col_offset + 1, text)
 
