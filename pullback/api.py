@@ -109,7 +109,7 @@ _NON_DIFFERENTIABLE_ANNOTATIONS = (int, bool, str, "int", "bool", "str")
 
 # Zero-derivative warnings go out once per function and wrt. A plain
 # function records its warnings in its own cache, so that they do not keep
-# it alive; other callables (registered C functions) are recorded here.
+# it alive. Other callables, such as registered C functions, are recorded here.
 _warned: set[tuple] = set()
 _warned_lock = threading.Lock()
 

@@ -82,7 +82,7 @@ def test_zero_dimensional_target_stays_an_array():
     assert pullback_of_grow(np.array(1.0)) == (1.0, 1.0)
 
 
-def test_broadcast_to_a_larger_shape_raises_as_numpy_does():
+def test_broadcast_to_larger_shape_raises():
     t, b = np.ones(4), np.ones((3, 4))
     with pytest.raises(ValueError, match="non-broadcastable"):
         plain(add_in_place, t, b)
@@ -90,7 +90,7 @@ def test_broadcast_to_a_larger_shape_raises_as_numpy_does():
         pullback.value_and_gradient(add_in_place)(t, b)
 
 
-def test_float_result_for_an_integer_array_raises_as_numpy_does():
+def test_float_result_for_integer_array_raises():
     t, b = np.arange(4), np.full(4, 0.5)
     with pytest.raises(TypeError):
         plain(add_in_place, t, b)

@@ -979,7 +979,7 @@ def concatenates_after_a_statement(x, y):
     return xs[0] * xs[1]
 
 
-def test_error_points_at_the_second_statement_on_a_line():
+def test_error_column_second_statement():
     with pytest.raises(DifferentiationError) as info:
         pullback.differentiable(concatenates_after_a_statement)
 

@@ -397,7 +397,7 @@ class _Normalizer:
             column = getattr(statement, "col_offset", None)
             if column is not None:
                 # Errors about a statement written here point at its source
-                # statement, also where a line holds several.
+                # statement, also on a line with several statements.
                 for written in out[start:]:
                     if getattr(written, "pb_col_offset", None) is None:
                         written.pb_col_offset = column

@@ -7,13 +7,14 @@ whether the pullback keeps an operand or only its shape. Each helper checks
 types, ranks, shapes and dtypes on every call, which costs more than the NumPy
 operation it runs when the arrays are small.
 
-In a function built only from operations whose results' shapes and dtypes
-follow from their operands' shapes and dtypes (arithmetic operators, `@`,
-ufuncs, `np.sum` and `np.mean`), every one of those checks comes out the same
-on each call whose array arguments have the same shapes and dtypes. Values
-never decide a shape there. A `Specializer` uses that. At the second call
-with a new signature (each argument's shape and dtype), it runs the function
-once more with recording helpers and writes a value-and-gradient function in
+Some functions are built only from operations whose results' shapes and
+dtypes follow from their operands' shapes and dtypes: arithmetic operators,
+`@`, ufuncs, `np.sum` and `np.mean`. In such a function, every one of those
+checks comes out the same on each call whose array arguments have the same
+shapes and dtypes, because values never decide a shape there. A `Specializer`
+uses that. At the second call with a new signature (each argument's shape and
+dtype), it runs the function once more with recording helpers and writes a
+value-and-gradient function in
 which each helper call whose outcome the signature fixes is replaced by the
 NumPy expression the helper ran: the cotangent itself, `np.add.reduce(g, 0)`,
 `g @ b.T`, `a.T @ g`. Forward and backward pass share one function, so no

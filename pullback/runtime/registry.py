@@ -23,7 +23,7 @@ from pullback.runtime.markers import checkpointed_target
 # `FunctionCache`, so they are freed with it.
 _compiled: dict[tuple, Callable] = {}
 
-# The attribute of a plain function's `__dict__` that holds its `FunctionCache`.
+# The attribute of a plain function's `__dict__` that contains its `FunctionCache`.
 _CACHE_ATTRIBUTE = "__pullback_vjps__"
 
 # Bumped whenever every cached VJP must be compiled again.
@@ -31,7 +31,7 @@ _epoch = 0
 
 
 class FunctionCache(dict):
-    """What pullback compiled for one function, kept in the function's `__dict__`.
+    """The compiled VJPs and warning records of one function, in the function's `__dict__`.
 
     A module-level dict would keep every function ever differentiated alive,
     with everything its closure holds. A pickled or copied function carries
