@@ -14,11 +14,11 @@ checks comes out the same on each call whose array arguments have the same
 shapes and dtypes, because values never decide a shape there. A `Specializer`
 uses that. At the second call with a new signature (each argument's shape and
 dtype), it runs the function once more with recording helpers and writes a
-value-and-gradient function in
-which each helper call whose outcome the signature fixes is replaced by the
-NumPy expression the helper ran: the cotangent itself, `np.add.reduce(g, 0)`,
-`g @ b.T`, `a.T @ g`. Forward and backward pass share one function, so no
-pullback closure is made either. Later calls with that signature run it.
+value-and-gradient function. There, each helper call whose outcome the
+signature fixes is replaced by the NumPy expression the helper ran: the
+cotangent itself, `np.add.reduce(g, 0)`, `g @ b.T`, `a.T @ g`. Forward and
+backward pass share one function, so no pullback closure is made either.
+Later calls with that signature run it.
 
 Every other helper call stays as it is, so each specialized function computes
 what the general VJP computes, bit for bit. A signature is specialized only
