@@ -136,15 +136,12 @@ def _warn_zero_derivatives(compiled: CompiledVJP, values: dict) -> None:
         return
     function = getattr(compiled.function, "__func__", compiled.function)
     cache = registry.function_cache(function)
-    key = ("zero-derivative warning", function, compiled.wrt)
+    warned = _warned if cache is None else cache.warned
+    key = (function, compiled.wrt)
     with _warned_lock:
-        warned = _warned if cache is None else cache
         if key in warned:
             return
-        if cache is None:
-            _warned.add(key)
-        else:
-            cache[key] = True
+        warned.add(key)
     code = getattr(compiled.function, "__code__", None)
     filename = code.co_filename if code else compiled.filename
     lineno = code.co_firstlineno if code else 0

@@ -31,7 +31,7 @@ _epoch = 0
 
 
 class FunctionCache(dict):
-    """The compiled VJPs and warning records of one function, in the function's `__dict__`.
+    """The compiled VJPs and sent warnings of one function, in the function's `__dict__`.
 
     A module-level dict would keep every function ever differentiated alive,
     with everything its closure holds. A pickled or copied function carries
@@ -39,9 +39,12 @@ class FunctionCache(dict):
     `__dict__` and compiled code holds locks and generated functions.
     """
 
-    def __init__(self):
+    def __init__(self, warned=()):
         super().__init__()
         self.epoch = _epoch
+        # (function, wrt) of each zero-derivative warning sent. They outlive
+        # an epoch: a registration does not make a warning new.
+        self.warned = set(warned)
 
     def __reduce__(self):
         return (FunctionCache, ())
@@ -57,8 +60,10 @@ def function_cache(function) -> FunctionCache | None:
         return None
     namespace = function.__dict__
     cache = namespace.get(_CACHE_ATTRIBUTE)
-    if cache is None or cache.epoch != _epoch:
+    if cache is None:
         cache = namespace[_CACHE_ATTRIBUTE] = FunctionCache()
+    elif cache.epoch != _epoch:
+        cache = namespace[_CACHE_ATTRIBUTE] = FunctionCache(cache.warned)
     return cache
 
 
