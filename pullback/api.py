@@ -171,7 +171,7 @@ def _finish_cotangent(cotangent, primal):
         # The common case of a floating array: a cotangent that owns its
         # memory was written by the pullback.
         return cotangent
-    if runtime.is_complex_value(primal) or runtime.is_complex_value(cotangent):
+    if runtime.contains_complex_value(primal) or runtime.contains_complex_value(cotangent):
         raise runtime.complex_values_error()
     if type(primal) is np.ndarray:
         if primal.dtype.kind != "f":

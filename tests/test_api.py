@@ -330,3 +330,63 @@ def test_copied_function_sees_later_registrations():
     finally:
         pullback.runtime.registry.unregister_custom(np.sin)
     assert np.array_equal(pullback.gradient(twin)(np.zeros(2)), np.ones(2))
+
+
+C = 1.0 + 2.0j
+
+
+def modulus_of_first(xs):
+    return np.abs(xs[0] * C) ** 2
+
+
+def modulus_of_entry(values):
+    return np.abs(values["a"] * C) ** 2
+
+
+class Scaled:
+    def __init__(self, w):
+        self.w = w
+
+
+def modulus_of_field(model):
+    return np.abs(model.w * C) ** 2
+
+
+@pytest.mark.parametrize("function, argument", [
+    (modulus_of_first, [2.0]),
+    (modulus_of_entry, {"a": 2.0}),
+    (modulus_of_field, Scaled(2.0)),
+])
+def test_complex_cotangents_inside_containers_are_rejected(function, argument):
+    with pytest.raises(DifferentiationError, match="does not differentiate complex numbers"):
+        pullback.gradient(function)(argument)
+
+
+def test_complex_output_cotangent_for_a_list_is_rejected():
+    def doubled(xs):
+        return [xs[0] * 2.0]
+
+    _, pullback_of_doubled = pullback.value_and_pullback(doubled, [2.0])
+    with pytest.raises(DifferentiationError, match="does not differentiate complex numbers"):
+        pullback_of_doubled([1j])
+
+
+def test_zero_derivative_warning_not_repeated_after_registrations():
+    import warnings
+
+    def ignores_b(a, b):
+        return a * 3.0
+
+    with pytest.warns(pullback.ZeroDerivativeWarning):
+        pullback.gradient(ignores_b)(1.0, 2.0)
+
+    @pullback.derivative_of(np.sinc, replace=True)
+    def sinc_vjp(x):
+        return np.sinc(x), lambda g: 0.0 * g
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pullback.ZeroDerivativeWarning)
+            pullback.gradient(ignores_b)(1.0, 2.0)
+    finally:
+        pullback.runtime.registry.unregister_custom(np.sinc)

@@ -25,6 +25,24 @@ def is_complex_value(value) -> bool:
     return isinstance(value, complex)
 
 
+def contains_complex_value(value) -> bool:
+    """Return whether `value`, or any item or field of it, is complex.
+
+    Looks into tuples, lists, dicts and object tangents, which hold the
+    cotangents of containers and of objects such as layers.
+    """
+    if is_complex_value(value):
+        return True
+    if isinstance(value, tuple | list):
+        return any(contains_complex_value(item) for item in value)
+    if isinstance(value, dict):
+        return any(contains_complex_value(item) for item in value.values())
+    fields = getattr(value, "_fields", None)
+    if isinstance(fields, dict):  # An ObjectTangent.
+        return any(contains_complex_value(item) for item in fields.values())
+    return False
+
+
 def complex_values_error():
     """Return the error for a gradient that flows through complex numbers.
 
