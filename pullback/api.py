@@ -438,7 +438,8 @@ def value_and_gradient(f: Callable, wrt: Wrt = None) -> Callable:
                 answer = specialized(*args)
                 if answer is not None:
                     return answer
-            specializer.learn(args)
+            if not specializer.learn(args):
+                compiled.specializer = None
         value, pullback_of_f = compiled.vjp(*args, **kwargs)
         seed = _SEEDS.get(type(value))
         if seed is None:

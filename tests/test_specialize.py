@@ -482,3 +482,32 @@ def test_rebound_numpy_global_recompiles_specialized_code():
     finally:
         programs_shadowed_type.np = saved
     assert_same_bits(answer, (expected[0], expected[1]))
+
+
+def test_deleted_numpy_global_recompiles_specialized_code():
+    rng = np.random.default_rng(20)
+    shapes = ((4, 3), (3,), (5, 4), (5,), (3,))
+    args = tuple(rng.standard_normal(shape) for shape in shapes)
+    function = fresh(programs_shadowed_type.bilinear)
+    expected = specialized_answer(function, (0, 1), args)
+    saved = programs_shadowed_type.np
+    try:
+        del programs_shadowed_type.np
+        answer = pullback.value_and_gradient(function, wrt=(0, 1))(*args)
+    finally:
+        programs_shadowed_type.np = saved
+    assert_same_bits(answer, (expected[0], expected[1]))
+
+
+def tanh_energy(w, b):
+    return np.sum(np.tanh(w * 2.0 + b) ** 2)
+
+
+def test_specializer_given_up_when_no_signature_can_be_specialized():
+    energy = fresh(tanh_energy)
+    args = (np.linspace(-1.0, 1.0, 10), np.full(10, 0.1))
+    evaluate = pullback.value_and_gradient(energy)
+    for _ in range(3):
+        value, gradient = evaluate(*args)
+    assert compile_vjp(energy, None).specializer is None
+    check_against_differences(energy, (0, 1), args, gradient)

@@ -84,7 +84,7 @@ class CompiledVJP:
                         return False
                 except ValueError:
                     return False
-            elif holder.get(key, value) is not value:
+            elif holder.get(key, _DELETED) is not value:
                 return False
         return True
 
@@ -104,6 +104,9 @@ class CompiledVJP:
 
 
 _lock = threading.RLock()
+
+# What `CompiledVJP.is_current` reads for a global deleted since compiling.
+_DELETED = object()
 
 
 def variadic_item(selector: str) -> tuple[str, int | None]:

@@ -200,17 +200,30 @@ class Specializer:
         # signatures not yet decided.
         self._decided: dict[tuple, bool] = {}
         self._seen: dict[tuple, int] = {}
+        # Whether the last signature was declined for a reason that does not
+        # depend on it: a result that is no scalar, or a gradient computed
+        # by a helper that may return its argument.
+        self._declined_for_all = False
+        self._hopeless = False
         self._lock = threading.Lock()
 
-    def learn(self, args: tuple) -> None:
-        """Count a call the specialized functions declined, and specialize at the second."""
+    def learn(self, args: tuple) -> bool:
+        """Count a call the specialized functions declined, and specialize at the second.
+
+        Return False once specializing is not worth trying again: no
+        signature is specialized, and one was declined for a reason that
+        other signatures share. The API then stops calling this, which costs
+        about 1 µs a call.
+        """
         signature = _signature(args)
         if signature is None:
-            return
+            return True
         with self._lock:
+            if self._hopeless:
+                return False
             if (signature in self._decided or len(self.functions) >= _MAX_SIGNATURES
                     or len(self._decided) >= _MAX_SEEN):
-                return
+                return True
             calls = self._seen.get(signature, 0) + 1
             if calls < _CALLS_BEFORE_SPECIALIZING:
                 if len(self._seen) >= _MAX_SEEN:
@@ -218,15 +231,18 @@ class Specializer:
                     # called often after them is still specialized.
                     self._seen.clear()
                 self._seen[signature] = calls
-                return
+                return True
             self._seen.pop(signature, None)
             function = self._specialize(signature, args)
             self._decided[signature] = function is not None
             if function is not None:
                 self.functions = (*self.functions, function)
+            self._hopeless = not self.functions and self._declined_for_all
+            return not self._hopeless
 
     def _specialize(self, signature: tuple, args: tuple):
         """Record the helpers' outcomes at `args` and build the specialized function."""
+        self._declined_for_all = False
         if any(value.dtype.kind != "f" for value in args):
             return None  # The gradient of an integer array is None, which the API decides.
         recorder = _Recorder()
@@ -239,6 +255,7 @@ class Specializer:
         except Exception:  # noqa: BLE001 - the general VJP raises it again, with context.
             return None
         seed_type = recorder.seed_type
+        self._declined_for_all = True
         if seed_type not in _SEED_TYPES:
             return None
         specialized = _Sites(
@@ -251,6 +268,7 @@ class Specializer:
         specialized.body = emit.drop_orphan_comments(specialized.body)
         if not self._owns_gradient(specialized, gradient, args):
             return None
+        self._declined_for_all = False
         constants = _guard(specialized, self._runtime_alias, args)
         return self._build(specialized, None, constants)
 
