@@ -51,8 +51,11 @@ class _Compiled:
 
     def get(self) -> CompiledVJP:
         if self.generation != registry.generation or not self.compiled.is_current():
+            # Read first: a registration while compiling must make the next
+            # call compile again.
+            generation = registry.generation
             self.compiled = self.compile()
-            self.generation = registry.generation
+            self.generation = generation
         return self.compiled
 
     def compile(self) -> CompiledVJP:
