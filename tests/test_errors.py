@@ -986,3 +986,17 @@ def test_error_column_second_statement():
     lineno, text = line_marked("# noqa: E702 - rejected: second statement")
     assert info.value.location.lineno == lineno
     assert info.value.location.col == text.index("xs +=") + 1
+
+
+def concatenates_in_a_branch(x, y):
+    a = 1.0; b = 2.0 if x > 0 else [x] + [y]  # noqa: E702 - rejected: in a branch
+    return a * b
+
+
+def test_error_column_inside_conditional_expression():
+    with pytest.raises(DifferentiationError) as info:
+        pullback.differentiable(concatenates_in_a_branch)
+
+    lineno, text = line_marked("# noqa: E702 - rejected: in a branch")
+    assert info.value.location.lineno == lineno
+    assert info.value.location.col == text.index("b = 2.0") + 1

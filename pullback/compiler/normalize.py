@@ -399,8 +399,10 @@ class _Normalizer:
                 # Errors about a statement written here point at its source
                 # statement, also on a line with several statements.
                 for written in out[start:]:
-                    if getattr(written, "pb_col_offset", None) is None:
-                        written.pb_col_offset = column
+                    for node in gast.walk(written):  # Branches of `a if c else b` too.
+                        if (isinstance(node, gast.stmt)
+                                and getattr(node, "pb_col_offset", None) is None):
+                            node.pb_col_offset = column
             if ending:
                 return out, ending
         return out, None
