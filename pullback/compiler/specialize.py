@@ -245,6 +245,26 @@ class Specializer:
         self._declined_for_all = False
         if any(value.dtype.kind != "f" for value in args):
             return None  # The gradient of an integer array is None, which the API decides.
+
+        recorded = self._record(args)
+        if recorded is None:
+            return None
+        recorder, gradient = recorded
+
+        # Declines from here on would repeat for every signature.
+        self._declined_for_all = True
+        if recorder.seed_type not in _SEED_TYPES:
+            return None
+        specialized = self._rewrite(recorder)
+        if not self._owns_gradient(specialized, gradient, args):
+            return None
+
+        self._declined_for_all = False
+        constants = _guard(specialized, self._runtime_alias, args)
+        return self._build(specialized, None, constants)
+
+    def _record(self, args: tuple):
+        """Run the fused function with recording helpers; return (recorder, gradient) or None."""
         recorder = _Recorder()
         instrumented = _Sites(self._runtime_alias, recorder.instrument).visit(
             copy.deepcopy(self._fused))
@@ -254,23 +274,19 @@ class Specializer:
                 _, gradient = recording(*args)
         except Exception:  # noqa: BLE001 - the general VJP raises it again, with context.
             return None
-        seed_type = recorder.seed_type
-        self._declined_for_all = True
-        if seed_type not in _SEED_TYPES:
-            return None
+        return recorder, gradient
+
+    def _rewrite(self, recorder: _Recorder) -> gast.FunctionDef:
+        """Return the fused tree with each recorded outcome's expression in place of its call."""
         specialized = _Sites(
             self._runtime_alias,
             lambda index, call: _replacement(recorder.outcomes.get(index), call, self._numpy),
         ).visit(copy.deepcopy(self._fused))
-        _set_seed(specialized, _SEED_TYPES[seed_type], self._numpy)
+        _set_seed(specialized, _SEED_TYPES[recorder.seed_type], self._numpy)
         _drop_dead_copies(specialized)
         _merge_copies(specialized)
         specialized.body = emit.drop_orphan_comments(specialized.body)
-        if not self._owns_gradient(specialized, gradient, args):
-            return None
-        self._declined_for_all = False
-        constants = _guard(specialized, self._runtime_alias, args)
-        return self._build(specialized, None, constants)
+        return specialized
 
     def _owns_gradient(self, tree: gast.FunctionDef, gradient, args: tuple) -> bool:
         """Return whether each returned cotangent is a new array of its argument's dtype.
