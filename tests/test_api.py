@@ -390,3 +390,38 @@ def test_zero_derivative_warning_not_repeated_after_registrations():
             pullback.gradient(ignores_b)(1.0, 2.0)
     finally:
         pullback.runtime.registry.unregister_custom(np.sinc)
+
+
+def test_registration_during_a_compile_is_not_missed(monkeypatch):
+    from pullback import api
+
+    def sinc_sum(x):
+        return np.sum(np.sinc(x))
+
+    def scaled_sinc_vjp(x):
+        return np.sinc(x), lambda g: 100.0 * g
+
+    def sinh_vjp(x):
+        return np.sinh(x), lambda g: g * np.cosh(x)
+
+    evaluate = pullback.value_and_gradient(sinc_sum)
+    x = np.zeros(1)
+    assert evaluate(x)[1][0] == 0.0
+    original = api._Compiled.compile
+    registered = []
+
+    def compile_then_register(self):
+        compiled = original(self)
+        if not registered:  # Another thread registers while this one compiles.
+            registered.append(pullback.derivative_of(np.sinc, replace=True)(scaled_sinc_vjp))
+        return compiled
+
+    monkeypatch.setattr(api._Compiled, "compile", compile_then_register)
+    try:
+        pullback.derivative_of(np.sinh, replace=True)(sinh_vjp)  # Makes the next call compile.
+        evaluate(x)
+        assert registered
+        assert evaluate(x)[1][0] == 100.0
+    finally:
+        pullback.runtime.registry.unregister_custom(np.sinc)
+        pullback.runtime.registry.unregister_custom(np.sinh)
