@@ -108,8 +108,14 @@ def _is_pure(value) -> bool:
     return True
 
 
+def _is_self_copy(statement) -> bool:
+    """Return whether `statement` is `x = x`, which a loop's renaming can leave."""
+    value = statement.value
+    return isinstance(value, gast.Name) and value.id == statement.targets[0].id
+
+
 def _eliminate_dead(statements: list, live: set[str]) -> tuple[list, bool]:
-    """Remove pure assignments whose targets no later statement reads."""
+    """Remove pure assignments whose targets no later statement reads, and `x = x`."""
     changed = False
     kept = []
     for statement in reversed(statements):
@@ -131,7 +137,7 @@ def _eliminate_dead(statements: list, live: set[str]) -> tuple[list, bool]:
             isinstance(statement, gast.Assign)
             and len(statement.targets) == 1
             and isinstance(statement.targets[0], gast.Name)
-            and statement.targets[0].id not in live
+            and (statement.targets[0].id not in live or _is_self_copy(statement))
             and _is_pure(statement.value)
         ):
             changed = True
@@ -257,8 +263,15 @@ def _eliminate_dead_in_loop(loop, live: set[str]) -> bool:
     """Remove dead code in a loop body; what a later iteration reads stays live."""
     inside = live | _reads(loop)
     body, changed = _eliminate_dead(loop.body, inside)
-    loop.body = body or [gast.Pass()]
+    if not any(not _is_comment(statement) for statement in body):
+        body.append(gast.Pass())  # A body of comments alone is no body.
+    loop.body = body
     return changed
+
+
+def _is_comment(statement) -> bool:
+    return (isinstance(statement, gast.Expr) and isinstance(statement.value, gast.Constant)
+            and isinstance(statement.value.value, str))
 
 
 def _top_level_stores(statement) -> set[str]:

@@ -114,3 +114,20 @@ def test_mean_squared_error_pullback_seed():
     for seed in (3.0, np.float64(3.0), np.array(3.0)):
         grad_x, _ = pullback_of_f(seed)
         np.testing.assert_allclose(grad_x, 6 * (x - y) / x.size, rtol=1e-12)
+
+
+def shifted_in_loop(x, steps):
+    z = x * 0.5
+    for _ in range(steps):
+        z += 0.1
+    return np.sum(np.tanh(z))
+
+
+def test_loop_copy_to_itself_removed():
+    source = pullback.adjoint_source(shifted_in_loop, wrt="x")
+    lines = [line.strip() for line in source.splitlines()]
+
+    assert not any(line.split(" = ")[0] == line.partition(" = ")[2] for line in lines
+                   if " = " in line)
+    assert "pass" in lines
+    check_gradient(shifted_in_loop, rng.standard_normal(4), 3, wrt=0)
