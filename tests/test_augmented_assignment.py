@@ -98,7 +98,7 @@ def test_float_result_for_integer_array_raises():
         pullback.value_and_gradient(add_in_place, wrt="b")(t, b)
 
 
-def test_numbers_rebind_as_before():
+def test_number_targets_rebind():
     value, gradient = pullback.value_and_gradient(add_in_place)(1.5, 2.0)
     assert value == 12.25
     assert gradient == (7.0, 7.0)

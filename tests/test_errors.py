@@ -963,29 +963,9 @@ def extends_with_plus(x, y):
     return xs[0] * xs[1]
 
 
-def test_list_concatenation_points_at_the_statement():
-    with pytest.raises(DifferentiationError) as info:
-        pullback.differentiable(extends_with_plus)
-
-    lineno, text = line_marked("# rejected: list concatenation")
-    location = info.value.location
-    assert location.lineno == lineno
-    assert location.col == text.index("xs +=") + 1
-    assert "concatenates" in str(info.value)
-
-
 def concatenates_after_a_statement(x, y):
     xs = [x]; xs += [y]  # noqa: E702 - rejected: second statement
     return xs[0] * xs[1]
-
-
-def test_error_column_second_statement():
-    with pytest.raises(DifferentiationError) as info:
-        pullback.differentiable(concatenates_after_a_statement)
-
-    lineno, text = line_marked("# noqa: E702 - rejected: second statement")
-    assert info.value.location.lineno == lineno
-    assert info.value.location.col == text.index("xs +=") + 1
 
 
 def concatenates_in_a_branch(x, y):
@@ -993,10 +973,17 @@ def concatenates_in_a_branch(x, y):
     return a * b
 
 
-def test_error_column_inside_conditional_expression():
+@pytest.mark.parametrize("function, marker, token", [
+    (extends_with_plus, "# rejected: list concatenation", "xs +="),
+    (concatenates_after_a_statement, "# noqa: E702 - rejected: second statement", "xs +="),
+    (concatenates_in_a_branch, "# noqa: E702 - rejected: in a branch", "b = 2.0"),
+])
+def test_concatenation_error_column(function, marker, token):
     with pytest.raises(DifferentiationError) as info:
-        pullback.differentiable(concatenates_in_a_branch)
+        pullback.differentiable(function)
 
-    lineno, text = line_marked("# noqa: E702 - rejected: in a branch")
-    assert info.value.location.lineno == lineno
-    assert info.value.location.col == text.index("b = 2.0") + 1
+    lineno, text = line_marked(marker)
+    location = info.value.location
+    assert location.lineno == lineno
+    assert location.col == text.index(token) + 1
+    assert "concatenates" in str(info.value)

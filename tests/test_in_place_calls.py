@@ -285,12 +285,17 @@ def test_indirect_in_place_call_rejected(function, line, phrase):
     (shuffle_list, "random.shuffle(items, ...) shuffles items in place"),
 ])
 def test_in_place_call_rejected(function, phrase):
-    with pytest.raises(DifferentiationError) as info:
-        pullback.gradient(function)(normal(3))
-    assert info.value.location.lineno == function.__code__.co_firstlineno + 2
-    message = str(info.value)
+    message = rejection_at(function, normal(3), line=2)
     assert phrase in message
     assert "hint:" in message
+
+
+def rejection_at(function, x, line: int) -> str:
+    """Return the message of the error that rejects `function`, raised at its `line`."""
+    with pytest.raises(DifferentiationError) as info:
+        pullback.gradient(function)(x)
+    assert info.value.location.lineno == function.__code__.co_firstlineno + line
+    return str(info.value)
 
 
 def append_through_item_variable(x):
@@ -447,10 +452,7 @@ def add_into_row(x):
     (add_into_row, "row += ... changes row, an item of rows, in place"),
 ])
 def test_write_into_loop_item_rejected(function, phrase):
-    with pytest.raises(DifferentiationError) as info:
-        pullback.gradient(function)(normal(4))
-    assert info.value.location.lineno == function.__code__.co_firstlineno + 3
-    message = str(info.value)
+    message = rejection_at(function, normal(4), line=3)
     assert phrase in message
     assert ".copy()" in message
 

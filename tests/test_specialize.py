@@ -503,7 +503,7 @@ def tanh_energy(w, b):
     return np.sum(np.tanh(w * 2.0 + b) ** 2)
 
 
-def test_specializer_given_up_when_no_signature_can_be_specialized():
+def test_hopeless_specializer_is_dropped():
     energy = fresh(tanh_energy)
     args = (np.linspace(-1.0, 1.0, 10), np.full(10, 0.1))
     evaluate = pullback.value_and_gradient(energy)

@@ -105,7 +105,7 @@ class CompiledVJP:
 
 _lock = threading.RLock()
 
-# What `CompiledVJP.is_current` reads for a global deleted since compiling.
+# A stand-in that `CompiledVJP.is_current` reads for a global deleted since compiling.
 _DELETED = object()
 
 

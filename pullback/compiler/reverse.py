@@ -216,7 +216,7 @@ class ReverseBuilder:
             elif item.kind == USER_METHOD and self.is_active_operation(item):
                 out.append(self.forward_method_call(item))
             elif self.is_augmented_array_operation(item):
-                out.append(self.forward_augmented(item))
+                out.append(self.in_place_assignment(item.statement))
             else:
                 out.append(item.statement)
         return out
@@ -228,13 +228,11 @@ class ReverseBuilder:
         int8 array int8. The VJP for numbers computes numbers only, which
         `x op= y` rebinds.
         """
-        value = getattr(operation.statement, "value", None)
         return (not self.scalars and operation.kind in (RULE, NO_DERIVATIVE)
-                and getattr(value, "pb_augmented", False)
-                and isinstance(value.left, gast.Name))
+                and _augments_a_name(operation.statement))
 
     def with_in_place_results(self, loop):
-        """Return a copy of an inactive loop, written as is, with `forward_augmented` applied.
+        """Return a copy of an inactive loop, written as is, with `in_place_assignment` applied.
 
         The loop statement is shared with the VJP for numbers, so it is copied.
         """
@@ -247,22 +245,17 @@ class ReverseBuilder:
                 if not isinstance(statements, list):
                     continue
                 for index, statement in enumerate(statements):
-                    if (isinstance(statement, gast.Assign)
-                            and getattr(statement.value, "pb_augmented", False)
-                            and isinstance(statement.value.left, gast.Name)):
+                    if _augments_a_name(statement):
                         statements[index] = self.in_place_assignment(statement)
         return loop
 
-    def forward_augmented(self, operation: Operation):
-        """Return `x_1 = _pb.in_place_result(x op y, x)` for `x op= y`.
+    def in_place_assignment(self, statement):
+        """Return `x_1 = _pb.in_place_result(x op y, x)` for `x_1 = x op y` from `x op= y`.
 
         NumPy computes `x op= y` in an array's own memory, so `x` keeps its
         shape and dtype. The pullback's adjoints of `x op y` already cast
         and sum each cotangent back to its operand, whatever the result's dtype.
         """
-        return self.in_place_assignment(operation.statement)
-
-    def in_place_assignment(self, statement):
         value = statement.value
         checked = _runtime_call(self.aliases, "in_place_result", value, name(value.left.id))
         return gast.copy_location(gast.Assign(targets=statement.targets, value=checked),
@@ -894,6 +887,13 @@ def _compile_checkpointed(callee, wrt: tuple[str, ...]) -> None:
         registry.primal_of(target)
     finally:
         _compiling_checkpointed.discard(key)
+
+
+def _augments_a_name(statement) -> bool:
+    """Return whether `statement` is `x_1 = x op y`, normalized from `x op= y`."""
+    value = getattr(statement, "value", None)
+    return (isinstance(statement, gast.Assign) and getattr(value, "pb_augmented", False)
+            and isinstance(value.left, gast.Name))
 
 
 def is_arithmetic_only(block: list) -> bool:

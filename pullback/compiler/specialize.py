@@ -192,7 +192,6 @@ class Specializer:
         self._build = build
         self._runtime_alias = runtime_alias
         self._numpy = numpy_expression
-        self._params = params
         self._wrt_positions = wrt_positions
         self.count = len(params)
         self.functions: tuple = ()

@@ -28,7 +28,7 @@ def is_complex_value(value) -> bool:
 def contains_complex_value(value) -> bool:
     """Return whether `value`, or any item or field of it, is complex.
 
-    Looks into tuples, lists, dicts and object tangents, which hold the
+    Looks into tuples, lists, dicts and object tangents, which contain the
     cotangents of containers and of objects such as layers.
     """
     if is_complex_value(value):
